@@ -1,0 +1,40 @@
+"""ser-classic: speech emotion recognition with hand-crafted features and classical models.
+
+The public API is imported lazily, so ``import ser_classic`` stays fast.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__version__ = "0.1.0"
+
+_EXPORTS = {
+    "SERError": "errors",
+    "AudioError": "errors",
+    "CorpusError": "errors",
+    "ModelError": "errors",
+    "FeatureExtractor": "features",
+    "FeatureConfig": "features",
+    "extract_features": "features",
+    "feature_names": "features",
+    "read_corpus": "corpus",
+    "Model": "models",
+    "train": "models",
+    "evaluate": "evaluation",
+    "predict_files": "prediction",
+}
+
+__all__ = ["__version__", *_EXPORTS]
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'ser_classic' has no attribute {name!r}")
+    module = importlib.import_module(f".{_EXPORTS[name]}", __name__)
+    return getattr(module, name)
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

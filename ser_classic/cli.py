@@ -1,0 +1,271 @@
+"""The ``ser`` command line: a thin layer over the library API.
+
+Data goes to stdout (or ``--output``); progress, warnings and errors go to stderr.
+Exit codes: 0 all went well, 1 some input files failed (their rows say why), 2 usage or a
+fatal error (unreadable model, corpus, ...).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+
+app = typer.Typer(
+    help="Speech emotion recognition with hand-crafted features and classical models.\n\n"
+    "Start with `ser predict FOLDER` to classify recordings with the bundled model.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+DEFAULT_CACHE = Path(os.environ.get("SER_CACHE_DIR", "features/cache"))
+
+JobsOption = Annotated[int, typer.Option("--jobs", "-j", help="Worker processes (-1: all cores).")]
+CacheOption = Annotated[
+    Optional[Path],
+    typer.Option(help="Feature cache folder (keyed by file content and extractor settings)."),
+]
+KindOption = Annotated[str, typer.Option(help="Corpus kind: auto, ravdess, folders (ROOT/<label>/...) or csv.")]
+ClassesOption = Annotated[
+    Optional[str],
+    typer.Option(help="Classes to keep: a set name (ravdess8, ravdess7, basic4) or a list like 'angry,sad'."),
+]
+SeedOption = Annotated[int, typer.Option(help="Random seed of every fitted model and random split.")]
+
+
+def _setup_logging() -> None:
+    logging.basicConfig(level=logging.WARNING, format="ser: %(message)s", stream=sys.stderr)
+
+
+def _fail(error: Exception) -> typer.Exit:
+    typer.echo(f"ser: error: {error}", err=True)
+    return typer.Exit(code=2)
+
+
+def _load_corpus(corpus: Path, kind: str, classes: str | None) -> Any:
+    from .corpus import read_corpus, select_classes
+
+    return select_classes(read_corpus(corpus, kind), classes)
+
+
+def _corpus_features(table: Any, jobs: int, cache_dir: Path | None) -> Any:
+    from .features import FeatureExtractor
+
+    extractor = FeatureExtractor(cache_dir=cache_dir, n_jobs=jobs)
+    return extractor.extract_files(table["path"].tolist(), progress=True)
+
+
+@app.command()
+def predict(
+    paths: Annotated[list[Path], typer.Argument(help="Audio files and/or folders (searched recursively).")],
+    model: Annotated[Optional[Path], typer.Option("--model", "-m", help="Model file (.joblib); the bundled model by default.")] = None,
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Write here (atomically) instead of stdout.")] = None,
+    output_format: Annotated[
+        Optional[str], typer.Option("--format", "-f", help="csv, jsonl or table; default from --output's ending, table on a terminal.")
+    ] = None,
+    jobs: JobsOption = -1,
+    cache_dir: CacheOption = None,
+) -> None:
+    """Classify the emotion of each recording: one row per file.
+
+    Columns: path, emotion, confidence, p_<class>... (summing to 1), error. A file that cannot
+    be classified gets a row with the reason in `error`; the others are still classified and
+    the exit code is 1.
+
+    Example: ser predict ../shared/data/ravdess/Actor_01 --format csv --output predictions.csv
+    """
+    from .errors import SERError
+    from .models import DEFAULT_MODEL_PATH, Model
+    from .outputs import format_for, write_rows
+    from .prediction import predict_files, prediction_columns
+
+    _setup_logging()
+    try:
+        fmt = format_for(output, output_format)
+        loaded = Model.load(model or DEFAULT_MODEL_PATH)
+        failed = 0
+
+        def counted(rows: Any) -> Any:
+            nonlocal failed
+            for row in rows:
+                failed += bool(row["error"])
+                yield row
+
+        rows = predict_files(paths, loaded, n_jobs=jobs, progress=True, cache_dir=cache_dir)
+        total = write_rows(counted(rows), prediction_columns(loaded.classes), fmt, output)
+    except SERError as error:
+        raise _fail(error) from None
+    if total == 0:
+        typer.echo("ser: no audio files found", err=True)
+        raise typer.Exit(code=1)
+    if failed:
+        typer.echo(f"ser: {failed} of {total} file(s) could not be classified (see the error column)", err=True)
+        raise typer.Exit(code=1)
+
+
+@app.command()
+def train(
+    corpus: Annotated[Path, typer.Argument(help="Labelled corpus: RAVDESS folder, ROOT/<label>/ folders, or CSV manifest.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Model file to write (.joblib); its card goes beside it.")],
+    classifier: Annotated[str, typer.Option(help="svm, mlp, xgboost or logreg.")] = "svm",
+    kind: KindOption = "auto",
+    classes: ClassesOption = None,
+    cv_folds: Annotated[int, typer.Option(help="Speaker-grouped folds for the scores on the card (0: skip).")] = 6,
+    seed: SeedOption = 0,
+    jobs: JobsOption = -1,
+    cache_dir: CacheOption = DEFAULT_CACHE,
+) -> None:
+    """Train a model on a labelled corpus and write it with its model card.
+
+    The card records the training data and the cross-validated scores of the same
+    configuration: speaker-independent (folds grouped by speaker) and, for comparison only,
+    random stratified 5-fold.
+
+    Example: ser train ../shared/data/ravdess --out models/my-model.joblib --classes ravdess7
+    """
+    from .errors import SERError
+    from .evaluation import evaluate
+    from .models import train as train_model
+
+    _setup_logging()
+    try:
+        table = _load_corpus(corpus, kind, classes)
+        features = _corpus_features(table, jobs, cache_dir)
+        scores = {}
+        for protocol, folds in (("speaker", cv_folds), ("random", 5 if cv_folds else 0)):
+            if folds and (protocol == "random" or table["speaker"].nunique() >= folds):
+                result = evaluate(features, table["label"], table["speaker"], classifier=classifier, protocol=protocol, n_splits=folds, seed=seed, progress=True)
+                summary = result.summary()
+                scores[protocol] = {key: summary[key] for key in ("protocol_description", "n_splits", "mean", "std", "per_class")}
+            elif folds:
+                logging.getLogger(__name__).warning("fewer than %d speakers: no speaker-independent scores on the card", folds)
+        card = {
+            "name": out.stem,
+            "training": {
+                "corpus": str(corpus),
+                "n_speakers": int(table["speaker"].nunique()),
+                "classes_requested": classes or "all in corpus",
+            },
+            "evaluation": scores,
+        }
+        model = train_model(features, table["label"], classifier=classifier, seed=seed, card=card)
+        card_file = model.save(out)
+    except SERError as error:
+        raise _fail(error) from None
+    typer.echo(f"wrote {out} and {card_file}")
+    for protocol, result in scores.items():
+        typer.echo(f"{protocol:>8}: accuracy {result['mean']['accuracy']:.3f} ± {result['std']['accuracy']:.3f}, "
+                   f"weighted F1 {result['mean']['f1_weighted']:.3f}  ({result['protocol_description']})")
+
+
+@app.command()
+def evaluate(
+    corpus: Annotated[Path, typer.Argument(help="Labelled corpus: RAVDESS folder, ROOT/<label>/ folders, or CSV manifest.")],
+    protocol: Annotated[str, typer.Option(help="speaker (folds grouped by speaker; honest) or random (speaker-dependent).")] = "speaker",
+    classifier: Annotated[str, typer.Option(help="svm, mlp, xgboost or logreg.")] = "svm",
+    folds: Annotated[Optional[int], typer.Option(help="Number of folds (default 6 for speaker, 5 for random).")] = None,
+    out_dir: Annotated[Optional[Path], typer.Option(help="Report folder (default reports/<classifier>-<protocol>).")] = None,
+    kind: KindOption = "auto",
+    classes: ClassesOption = None,
+    seed: SeedOption = 0,
+    jobs: JobsOption = -1,
+    cache_dir: CacheOption = DEFAULT_CACHE,
+) -> None:
+    """Cross-validate a classifier and write report.json, report.md and confusion.png.
+
+    Example: ser evaluate ../shared/data/ravdess --protocol speaker --classifier svm
+    """
+    from .errors import SERError
+    from .evaluation import evaluate as run_evaluation
+    from .evaluation import write_report
+
+    _setup_logging()
+    try:
+        table = _load_corpus(corpus, kind, classes)
+        features = _corpus_features(table, jobs, cache_dir)
+        n_splits = folds or (6 if protocol == "speaker" else 5)
+        result = run_evaluation(features, table["label"], table["speaker"], classifier=classifier, protocol=protocol, n_splits=n_splits, seed=seed, progress=True)
+        paths = write_report(result, out_dir or Path("reports") / f"{classifier}-{protocol}", corpus=str(corpus))
+    except SERError as error:
+        raise _fail(error) from None
+    summary = result.summary()
+    typer.echo(f"{summary['protocol_description']}")
+    for metric, value in summary["mean"].items():
+        typer.echo(f"{metric:>12}: {value:.3f} ± {summary['std'][metric]:.3f}")
+    typer.echo("reports: " + ", ".join(str(p) for p in paths.values()))
+
+
+@app.command()
+def features(
+    corpus: Annotated[Path, typer.Argument(help="Labelled corpus: RAVDESS folder, ROOT/<label>/ folders, or CSV manifest.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Feature table to write: .parquet or .csv.")],
+    kind: KindOption = "auto",
+    classes: ClassesOption = None,
+    jobs: JobsOption = -1,
+    cache_dir: CacheOption = DEFAULT_CACHE,
+) -> None:
+    """Extract the feature table of a corpus (cached), with its labels and speakers.
+
+    Example: ser features ../shared/data/ravdess --output ravdess.parquet
+    """
+    from .errors import SERError
+    from .outputs import write_table
+
+    _setup_logging()
+    try:
+        table = _load_corpus(corpus, kind, classes)
+        values = _corpus_features(table, jobs, cache_dir)
+        combined = table.set_index("path").join(values.rename_axis("path"))
+        write_table(combined, output)
+    except SERError as error:
+        raise _fail(error) from None
+    typer.echo(f"wrote {output}: {len(combined)} clips x {values.shape[1]} features")
+
+
+@app.command()
+def info(
+    model: Annotated[Optional[Path], typer.Argument(help="Model file (.joblib); the bundled model by default.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the whole card as JSON.")] = False,
+) -> None:
+    """Show a model's card: classes, training data, protocol scores, versions.
+
+    Example: ser info models/ser-default.joblib
+    """
+    from .errors import SERError
+    from .models import DEFAULT_MODEL_PATH, read_card
+
+    try:
+        card = read_card(model or DEFAULT_MODEL_PATH)
+    except SERError as error:
+        raise _fail(error) from None
+    if as_json:
+        typer.echo(json.dumps(card, indent=2))
+        return
+    training = card.get("training", {})
+    lines = [
+        f"model      {model or DEFAULT_MODEL_PATH}",
+        f"classifier {card.get('classifier')}  ({'; '.join(card.get('pipeline', []))})",
+        f"classes    {', '.join(card.get('classes', []))}",
+        f"features   {card.get('n_features')} (extractor version {card.get('feature_config', {}).get('version')})",
+        f"trained on {training.get('n_clips')} clips, {training.get('n_speakers')} speakers from {training.get('corpus')}",
+        f"created    {card.get('created')}",
+        f"sha256     {card.get('artifact', {}).get('sha256')}",
+    ]
+    for protocol, scores in card.get("evaluation", {}).items():
+        mean, std = scores["mean"], scores["std"]
+        lines.append(
+            f"{protocol:<10} accuracy {mean['accuracy']:.3f} ± {std['accuracy']:.3f}, weighted F1 {mean['f1_weighted']:.3f}, "
+            f"macro F1 {mean['f1_macro']:.3f}, worst recall {mean['recall_worst']:.3f}  [{scores['protocol_description']}]"
+        )
+    typer.echo("\n".join(lines))
+
+
+def main() -> None:
+    """Entry point of the ``ser`` command."""
+    app()

@@ -1,0 +1,205 @@
+"""Labelled corpora as one table: ``path, label, speaker`` plus metadata columns.
+
+Three readers produce the same shape: RAVDESS by its file names, a folder per label, and a
+CSV manifest. Class sets are data (:data:`EMOTION_SETS`), chosen with :func:`select_classes`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Iterator, Sequence
+from os import PathLike
+from pathlib import Path
+
+import pandas as pd
+
+from .audio import AUDIO_EXTENSIONS
+from .errors import CorpusError
+
+__all__ = [
+    "RAVDESS_EMOTIONS",
+    "EMOTION_SETS",
+    "parse_ravdess_name",
+    "read_ravdess",
+    "read_label_folders",
+    "read_manifest",
+    "read_corpus",
+    "select_classes",
+    "find_audio_files",
+]
+
+#: RAVDESS emotion codes (the ``EE`` field) and their labels.
+RAVDESS_EMOTIONS: dict[str, str] = {
+    "01": "neutral",
+    "02": "calm",
+    "03": "happy",
+    "04": "sad",
+    "05": "angry",
+    "06": "fearful",
+    "07": "disgust",
+    "08": "surprised",
+}
+
+#: Named class subsets used in the literature; any comma-separated list works as well.
+EMOTION_SETS: dict[str, tuple[str, ...]] = {
+    "ravdess8": tuple(RAVDESS_EMOTIONS.values()),
+    "ravdess7": tuple(label for label in RAVDESS_EMOTIONS.values() if label != "surprised"),
+    "basic4": ("neutral", "happy", "sad", "angry"),
+}
+
+_RAVDESS_NAME = re.compile(r"^(\d\d)-(\d\d)-(\d\d)-(\d\d)-(\d\d)-(\d\d)-(\d\d)$")
+_VOCAL_CHANNELS = {"01": "speech", "02": "song"}
+_INTENSITIES = {"01": "normal", "02": "strong"}
+
+
+def find_audio_files(paths: Iterable[str | PathLike[str]]) -> list[Path]:
+    """Expand folders recursively into their audio files (sorted); files are kept as given.
+
+    A file named explicitly is kept whatever its ending, so that a bad file gets an error row
+    instead of vanishing. Symbolic links to folders are not followed (no loops).
+    """
+    found: list[Path] = []
+    for entry in map(Path, paths):
+        if entry.is_dir():
+            found.extend(
+                sorted(
+                    path
+                    for path in entry.rglob("*")
+                    if path.suffix.lower() in AUDIO_EXTENSIONS and not _inside_linked_dir(path, entry)
+                )
+            )
+        else:
+            found.append(entry)
+    return found
+
+
+def _inside_linked_dir(path: Path, root: Path) -> bool:
+    """True when a folder between ``root`` and ``path`` is a symbolic link."""
+    parent = path.parent
+    while parent != root and parent != parent.parent:
+        if parent.is_symlink():
+            return True
+        parent = parent.parent
+    return False
+
+
+def parse_ravdess_name(path: str | PathLike[str]) -> dict[str, object]:
+    """Metadata from a RAVDESS name ``MM-VV-EE-II-SS-RR-AA.ext``.
+
+    Raises
+    ------
+    CorpusError
+        If the name does not follow the RAVDESS scheme.
+    """
+    stem = Path(path).stem
+    match = _RAVDESS_NAME.match(stem)
+    if match is None or match.group(3) not in RAVDESS_EMOTIONS or match.group(2) not in _VOCAL_CHANNELS:
+        raise CorpusError("not a RAVDESS file name (MM-VV-EE-II-SS-RR-AA)", path)
+    _, channel, emotion, intensity, statement, repetition, actor = match.groups()
+    actor_number = int(actor)
+    return {
+        "label": RAVDESS_EMOTIONS[emotion],
+        "speaker": f"Actor_{actor}",
+        "vocal_channel": _VOCAL_CHANNELS[channel],
+        "intensity": _INTENSITIES.get(intensity, intensity),
+        "statement": int(statement),
+        "repetition": int(repetition),
+        "actor": actor_number,
+        "gender": "male" if actor_number % 2 else "female",
+    }
+
+
+def read_ravdess(root: str | PathLike[str]) -> pd.DataFrame:
+    """All RAVDESS-named audio files under ``root`` (speech and song alike)."""
+    rows = [
+        {"path": str(path), **parse_ravdess_name(path)}
+        for path in find_audio_files([root])
+        if _RAVDESS_NAME.match(path.stem)
+    ]
+    if not rows:
+        raise CorpusError("no RAVDESS-named audio files found", root)
+    return _as_table(rows)
+
+
+def read_label_folders(root: str | PathLike[str]) -> pd.DataFrame:
+    """``root/<label>/**/<audio>``: the first folder is the label, the next (if any) the speaker.
+
+    Files directly in ``<label>/`` get the speaker ``unknown``.
+    """
+    root_path = Path(root)
+    rows = []
+    for path in find_audio_files([root_path]):
+        parts = path.relative_to(root_path).parts
+        if len(parts) < 2:
+            continue
+        speaker = parts[1] if len(parts) > 2 else "unknown"
+        rows.append({"path": str(path), "label": parts[0], "speaker": speaker})
+    if not rows:
+        raise CorpusError("no audio files in label folders (expected ROOT/<label>/*.wav)", root)
+    return _as_table(rows)
+
+
+def read_manifest(manifest: str | PathLike[str]) -> pd.DataFrame:
+    """A CSV with columns ``path,label[,speaker,...]``; relative paths are taken from its folder."""
+    manifest_path = Path(manifest)
+    try:
+        table = pd.read_csv(manifest_path, dtype=str, keep_default_na=False)
+    except (OSError, ValueError, pd.errors.ParserError) as error:
+        raise CorpusError(f"cannot read CSV manifest ({error})", manifest) from None
+    missing = {"path", "label"} - set(table.columns)
+    if missing:
+        raise CorpusError(f"manifest lacks column(s) {sorted(missing)}", manifest)
+    if table.empty:
+        raise CorpusError("manifest has no rows", manifest)
+    table["path"] = [
+        str(path if Path(path).is_absolute() else manifest_path.parent / path) for path in table["path"]
+    ]
+    if "speaker" not in table.columns:
+        table["speaker"] = "unknown"
+    return _as_table(table.to_dict("records"))
+
+
+def read_corpus(source: str | PathLike[str], kind: str = "auto") -> pd.DataFrame:
+    """Read a corpus of kind ``ravdess``, ``folders`` or ``csv``; ``auto`` guesses.
+
+    ``auto``: a ``.csv`` file is a manifest; a folder whose audio files all carry RAVDESS names
+    is RAVDESS; any other folder is folder-per-label.
+    """
+    path = Path(source)
+    if not path.exists():
+        raise CorpusError("no such file or folder", source)
+    if kind == "auto":
+        if path.is_file():
+            kind = "csv"
+        else:
+            files = find_audio_files([path])
+            kind = "ravdess" if files and all(_RAVDESS_NAME.match(f.stem) for f in files) else "folders"
+    readers = {"ravdess": read_ravdess, "folders": read_label_folders, "csv": read_manifest}
+    if kind not in readers:
+        raise CorpusError(f"unknown corpus kind {kind!r}; choose from {sorted(readers)}", source)
+    return readers[kind](path)
+
+
+def select_classes(corpus: pd.DataFrame, classes: str | Sequence[str] | None) -> pd.DataFrame:
+    """Keep the rows whose label is in ``classes``.
+
+    ``classes`` is a name from :data:`EMOTION_SETS`, a comma-separated list, a sequence, or
+    ``None`` for every label present.
+    """
+    if classes is None:
+        return corpus
+    if isinstance(classes, str):
+        wanted = EMOTION_SETS.get(classes) or tuple(c.strip() for c in classes.split(",") if c.strip())
+    else:
+        wanted = tuple(classes)
+    unknown = sorted(set(wanted) - set(corpus["label"]))
+    if unknown:
+        raise CorpusError(f"class(es) {unknown} not in the corpus (it has {sorted(set(corpus['label']))})")
+    return corpus[corpus["label"].isin(wanted)].reset_index(drop=True)
+
+
+def _as_table(rows: Iterable[dict[str, object]] | Iterator[dict[str, object]]) -> pd.DataFrame:
+    table = pd.DataFrame(list(rows))
+    first = ["path", "label", "speaker"]
+    table = table[first + [c for c in table.columns if c not in first]]
+    return table.sort_values("path", kind="stable").reset_index(drop=True)

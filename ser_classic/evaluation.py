@@ -1,0 +1,224 @@
+"""Cross-validation protocols, metrics and reports.
+
+``speaker``: folds grouped by speaker (no speaker in both train and test); the honest,
+headline protocol. ``random``: stratified folds that put every speaker in train and test
+alike; speaker-dependent, reported only to compare with published claims.
+Everything fitted (scaler included) is fitted inside the training folds only.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from os import PathLike
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .errors import SERError
+
+__all__ = ["PROTOCOLS", "Evaluation", "evaluate", "write_report"]
+
+#: Protocol name -> one-line description used in reports.
+PROTOCOLS = {
+    "speaker": "speaker-independent: folds grouped by speaker, no speaker in both train and test",
+    "random": "random stratified folds: speaker-dependent, for comparison with published claims only",
+}
+
+
+@dataclass
+class Evaluation:
+    """Out-of-fold predictions of one protocol and the scores derived from them."""
+
+    protocol: str
+    classifier: str
+    classes: list[str]
+    n_splits: int
+    seed: int
+    y_true: np.ndarray
+    y_pred: np.ndarray
+    fold_of: np.ndarray
+    fold_speakers: list[list[str]] = field(default_factory=list)
+
+    def fold_scores(self) -> list[dict[str, float]]:
+        """Accuracy, weighted F1, macro F1 and worst class recall of each fold."""
+        return [_scores(self.y_true[self.fold_of == k], self.y_pred[self.fold_of == k], self.classes) for k in range(self.n_splits)]
+
+    def summary(self) -> dict[str, Any]:
+        """Mean and standard deviation over folds, per-class scores and confusion over all folds."""
+        from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
+
+        folds = self.fold_scores()
+        precision, recall, f1, support = precision_recall_fscore_support(
+            self.y_true, self.y_pred, labels=self.classes, zero_division=0
+        )
+        return {
+            "protocol": self.protocol,
+            "protocol_description": PROTOCOLS[self.protocol],
+            "classifier": self.classifier,
+            "classes": self.classes,
+            "n_clips": int(len(self.y_true)),
+            "n_splits": self.n_splits,
+            "seed": self.seed,
+            "mean": {k: float(np.mean([f[k] for f in folds])) for k in folds[0]},
+            "std": {k: float(np.std([f[k] for f in folds])) for k in folds[0]},
+            "folds": folds,
+            "fold_speakers": self.fold_speakers,
+            "per_class": {
+                label: {"precision": float(p), "recall": float(r), "f1": float(f), "support": int(s)}
+                for label, p, r, f, s in zip(self.classes, precision, recall, f1, support)
+            },
+            "confusion_matrix": confusion_matrix(self.y_true, self.y_pred, labels=self.classes).tolist(),
+        }
+
+
+def _scores(y_true: np.ndarray, y_pred: np.ndarray, classes: Sequence[str]) -> dict[str, float]:
+    from sklearn.metrics import accuracy_score, f1_score, recall_score
+
+    present = [c for c in classes if c in set(y_true)]
+    recalls = recall_score(y_true, y_pred, labels=present, average=None, zero_division=0)
+    return {
+        "accuracy": float(accuracy_score(y_true, y_pred)),
+        "f1_weighted": float(f1_score(y_true, y_pred, labels=present, average="weighted", zero_division=0)),
+        "f1_macro": float(f1_score(y_true, y_pred, labels=present, average="macro", zero_division=0)),
+        "recall_worst": float(np.min(recalls)),
+    }
+
+
+def _splits(protocol: str, labels: np.ndarray, speakers: np.ndarray, n_splits: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    from sklearn.model_selection import GroupKFold, StratifiedKFold
+
+    if protocol == "speaker":
+        n_speakers = len(set(speakers))
+        if n_speakers < n_splits:
+            raise SERError(f"protocol 'speaker' needs at least {n_splits} speakers, the corpus has {n_speakers}")
+        splitter = GroupKFold(n_splits=n_splits)
+        return list(splitter.split(labels, labels, groups=speakers))
+    if protocol == "random":
+        splitter = StratifiedKFold(n_splits=n_splits, shuffle=True, random_state=seed)
+        return list(splitter.split(labels, labels))
+    raise SERError(f"unknown protocol {protocol!r}; choose from {sorted(PROTOCOLS)}")
+
+
+def evaluate(
+    features: pd.DataFrame,
+    labels: Sequence[str],
+    speakers: Sequence[str],
+    *,
+    classifier: str = "svm",
+    protocol: str = "speaker",
+    n_splits: int = 6,
+    seed: int = 0,
+    progress: bool = False,
+) -> Evaluation:
+    """Cross-validate a named pipeline under a protocol.
+
+    Parameters
+    ----------
+    features : DataFrame [shape=(n_clips, n_features)]
+    labels, speakers : sequence of str [shape=(n_clips,)]
+    classifier : str
+        A name in :data:`ser_classic.models.CLASSIFIERS`.
+    protocol : {"speaker", "random"}
+    n_splits : int
+        Folds; 6 on RAVDESS's 24 actors gives 4 held-out actors per fold.
+    """
+    from .models import build_pipeline
+
+    label_array = np.asarray(labels, dtype=str)
+    speaker_array = np.asarray(speakers, dtype=str)
+    classes = sorted(set(label_array))
+    y_pred = np.empty(len(label_array), dtype=object)
+    fold_of = np.empty(len(label_array), dtype=int)
+    fold_speakers = []
+    splits = _splits(protocol, label_array, speaker_array, n_splits, seed)
+    if progress:
+        from tqdm.auto import tqdm
+
+        splits = tqdm(splits, desc=f"{protocol} folds", unit="fold", leave=False)
+    for fold, (train_index, test_index) in enumerate(splits):
+        pipeline = build_pipeline(classifier, seed=seed)
+        pipeline.fit(features.iloc[train_index], label_array[train_index])
+        y_pred[test_index] = pipeline.predict(features.iloc[test_index])
+        fold_of[test_index] = fold
+        fold_speakers.append(sorted(set(speaker_array[test_index])))
+    return Evaluation(
+        protocol=protocol,
+        classifier=classifier,
+        classes=classes,
+        n_splits=n_splits,
+        seed=seed,
+        y_true=label_array,
+        y_pred=y_pred.astype(str),
+        fold_of=fold_of,
+        fold_speakers=fold_speakers if protocol == "speaker" else [],
+    )
+
+
+def markdown_report(summary: dict[str, Any], title: str) -> str:
+    """A Markdown page: protocol, fold-averaged scores, per-class table, confusion matrix."""
+    lines = [f"# {title}", "", f"Protocol: **{summary['protocol']}** ({summary['protocol_description']}).", ""]
+    lines += [
+        f"Classifier `{summary['classifier']}`, {summary['n_clips']} clips, {len(summary['classes'])} classes "
+        f"({', '.join(summary['classes'])}), {summary['n_splits']} folds, seed {summary['seed']}.",
+        "",
+        "| metric | mean over folds | std |",
+        "|---|---|---|",
+    ]
+    lines += [f"| {k} | {summary['mean'][k]:.3f} | {summary['std'][k]:.3f} |" for k in summary["mean"]]
+    lines += ["", "| class | precision | recall | F1 | clips |", "|---|---|---|---|---|"]
+    lines += [
+        f"| {label} | {s['precision']:.3f} | {s['recall']:.3f} | {s['f1']:.3f} | {s['support']} |"
+        for label, s in summary["per_class"].items()
+    ]
+    header = "| true \\ predicted | " + " | ".join(summary["classes"]) + " |"
+    lines += ["", "Confusion matrix (all folds pooled):", "", header, "|" + "---|" * (len(summary["classes"]) + 1)]
+    lines += [
+        f"| {label} | " + " | ".join(str(v) for v in row) + " |"
+        for label, row in zip(summary["classes"], summary["confusion_matrix"])
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def plot_confusion(summary: dict[str, Any], path: str | PathLike[str], title: str) -> None:
+    """Row-normalized confusion matrix as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    counts = np.asarray(summary["confusion_matrix"], dtype=float)
+    rates = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
+    classes = summary["classes"]
+    figure, axes = plt.subplots(figsize=(1.0 + 0.8 * len(classes), 0.8 + 0.7 * len(classes)), dpi=110)
+    axes.imshow(rates, cmap="Blues", vmin=0, vmax=1)
+    for (row, column), value in np.ndenumerate(rates):
+        axes.text(column, row, f"{value:.2f}", ha="center", va="center", color="white" if value > 0.5 else "black", fontsize=8)
+    axes.set_xticks(range(len(classes)), classes, rotation=45, ha="right")
+    axes.set_yticks(range(len(classes)), classes)
+    axes.set_xlabel("predicted")
+    axes.set_ylabel("true")
+    axes.set_title(title, fontsize=9)
+    figure.tight_layout()
+    figure.savefig(path)
+    plt.close(figure)
+
+
+def write_report(evaluation: Evaluation, directory: str | PathLike[str], *, corpus: str = "") -> dict[str, Path]:
+    """Write ``report.json``, ``report.md`` and ``confusion.png`` into ``directory``."""
+    from .atomic import atomic_output
+
+    folder = Path(directory)
+    folder.mkdir(parents=True, exist_ok=True)
+    summary = {**evaluation.summary(), "corpus": corpus}
+    title = f"ser-classic evaluation: {evaluation.classifier}, protocol {evaluation.protocol}"
+    paths = {"json": folder / "report.json", "markdown": folder / "report.md", "png": folder / "confusion.png"}
+    with atomic_output(paths["json"], "w") as stream:
+        json.dump(summary, stream, indent=2)
+    with atomic_output(paths["markdown"], "w") as stream:
+        stream.write(markdown_report(summary, title) + (f"\nCorpus: `{corpus}`.\n" if corpus else ""))
+    plot_confusion(summary, paths["png"], f"{evaluation.classifier}, {evaluation.protocol} protocol")
+    return paths

@@ -1,0 +1,59 @@
+"""Extractor settings, defined once and stored in every cache key and model artifact."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass
+
+from ..audio import ANALYSIS_SAMPLE_RATE
+
+__all__ = ["EXTRACTOR_VERSION", "FeatureConfig"]
+
+#: Bumped whenever the computation of any feature changes, so that stale vectors are never reused.
+EXTRACTOR_VERSION = "1"
+
+
+@dataclass(frozen=True)
+class FeatureConfig:
+    """Analysis settings of the feature extractor.
+
+    Attributes
+    ----------
+    sample_rate : int
+        Analysis rate (Hz); signals at other rates are resampled first.
+    n_fft, hop_length : int
+        STFT frame and hop in samples (about 93 ms and 23 ms at 22050 Hz).
+    n_mels, n_mfcc : int
+        Mel bands feeding the MFCCs, and MFCCs kept.
+    f0_min_hz, f0_max_hz : float
+        Search range of the pitch tracker; covers adult speech from low male to high female.
+    voicing_db : float
+        Frames quieter than this many dB below the loudest frame are unvoiced.
+    trim_db : float or None
+        Leading/trailing silence quieter than this (dB below peak) is cut by ``extract_file``.
+    """
+
+    sample_rate: int = ANALYSIS_SAMPLE_RATE
+    n_fft: int = 2048
+    hop_length: int = 512
+    n_mels: int = 128
+    n_mfcc: int = 20
+    f0_min_hz: float = 65.0
+    f0_max_hz: float = 600.0
+    voicing_db: float = 30.0
+    trim_db: float | None = 40.0
+
+    def to_dict(self) -> dict[str, object]:
+        """Plain dict with the extractor version, as stored in artifacts and cache keys."""
+        return {"version": EXTRACTOR_VERSION, **asdict(self)}
+
+    @classmethod
+    def from_dict(cls, values: dict[str, object]) -> FeatureConfig:
+        """Inverse of :meth:`to_dict` (the version key is ignored; callers check it)."""
+        return cls(**{k: v for k, v in values.items() if k != "version"})  # type: ignore[arg-type]
+
+    def digest(self) -> str:
+        """Short hash of :meth:`to_dict`: equal digests mean identical feature vectors."""
+        text = json.dumps(self.to_dict(), sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]

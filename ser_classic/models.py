@@ -1,0 +1,323 @@
+"""Named classifier pipelines and the :class:`Model` artifact (joblib file + JSON model card).
+
+The artifact holds the fitted pipeline, its classes, the feature names and the extractor
+settings; the card beside it (``NAME.card.json``) describes it for people and holds the
+SHA-256 of the joblib file, checked before the file is unpickled.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from os import PathLike
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator, ClassifierMixin, clone
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import LabelEncoder
+
+from .atomic import atomic_output
+from .errors import ModelError
+from .features.cache import file_sha256
+from .features.config import EXTRACTOR_VERSION, FeatureConfig
+from .features.extractor import feature_names
+
+__all__ = [
+    "CLASSIFIERS",
+    "DEFAULT_MODEL_PATH",
+    "LabelEncodedClassifier",
+    "Model",
+    "build_pipeline",
+    "card_path",
+    "train",
+]
+
+#: The bundled default model, rebuilt by the command in the README.
+DEFAULT_MODEL_PATH = Path(__file__).resolve().parents[1] / "models" / "ser-default.joblib"
+ARTIFACT_FORMAT = 1
+
+
+class LabelEncodedClassifier(ClassifierMixin, BaseEstimator):
+    """Fits ``estimator`` on integer codes of string labels and answers in the labels.
+
+    Lets classifiers that need ``0..n-1`` targets (XGBoost) sit in a pipeline with the
+    encoding stored inside it: no separate encoder file.
+    """
+
+    def __init__(self, estimator: BaseEstimator) -> None:
+        self.estimator = estimator
+
+    def fit(self, X: Any, y: Any, **fit_params: Any) -> LabelEncodedClassifier:
+        self.encoder_ = LabelEncoder().fit(y)
+        self.classes_ = self.encoder_.classes_
+        self.estimator_ = clone(self.estimator).fit(X, self.encoder_.transform(y), **fit_params)
+        return self
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        return self.estimator_.predict_proba(X)
+
+    def predict(self, X: Any) -> np.ndarray:
+        return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
+
+
+def _svm(seed: int) -> BaseEstimator:
+    from sklearn.calibration import CalibratedClassifierCV
+    from sklearn.svm import SVC
+
+    # Platt scaling fitted on internal folds, then one SVC refitted on all data.
+    svc = SVC(C=10.0, gamma="scale", class_weight="balanced", random_state=seed)
+    return CalibratedClassifierCV(svc, method="sigmoid", cv=5, ensemble=False)
+
+
+def _mlp(seed: int) -> BaseEstimator:
+    from sklearn.neural_network import MLPClassifier
+
+    return MLPClassifier(
+        hidden_layer_sizes=(256, 128),
+        alpha=1e-2,
+        learning_rate_init=1e-3,
+        max_iter=400,
+        early_stopping=True,
+        validation_fraction=0.1,
+        n_iter_no_change=20,
+        random_state=seed,
+    )
+
+
+def _xgboost(seed: int) -> BaseEstimator:
+    from xgboost import XGBClassifier
+
+    booster = XGBClassifier(
+        n_estimators=400,
+        max_depth=4,
+        learning_rate=0.05,
+        subsample=0.8,
+        colsample_bytree=0.5,
+        tree_method="hist",
+        n_jobs=1,
+        random_state=seed,
+    )
+    return LabelEncodedClassifier(booster)
+
+
+def _logistic(seed: int) -> BaseEstimator:
+    from sklearn.linear_model import LogisticRegression
+
+    return LogisticRegression(C=0.1, max_iter=2000, class_weight="balanced", random_state=seed)
+
+
+#: Classifier name -> builder of the final step; every pipeline standardizes features first.
+CLASSIFIERS = {"svm": _svm, "mlp": _mlp, "xgboost": _xgboost, "logreg": _logistic}
+
+
+def build_pipeline(name: str, *, seed: int = 0) -> Pipeline:
+    """Unfitted pipeline ``StandardScaler -> classifier`` for a name in :data:`CLASSIFIERS`."""
+    from sklearn.preprocessing import StandardScaler
+
+    if name not in CLASSIFIERS:
+        raise ModelError(f"unknown classifier {name!r}; choose from {sorted(CLASSIFIERS)}")
+    return Pipeline([("scale", StandardScaler()), ("classify", CLASSIFIERS[name](seed))])
+
+
+def card_path(model_path: str | PathLike[str]) -> Path:
+    """The model card beside a model file: ``m.joblib`` -> ``m.card.json``."""
+    path = Path(model_path)
+    return path.with_name(path.stem + ".card.json")
+
+
+def library_versions() -> dict[str, str]:
+    """Versions of the libraries whose behaviour an artifact depends on."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    names = ["ser-classic", "numpy", "scipy", "scikit-learn", "librosa", "soundfile", "soxr", "xgboost"]
+    found = {}
+    for name in names:
+        try:
+            found[name] = version(name)
+        except PackageNotFoundError:
+            continue
+    import platform
+
+    found["python"] = platform.python_version()
+    return found
+
+
+@dataclass
+class Model:
+    """A trained classifier with everything needed to use it on new audio.
+
+    Attributes
+    ----------
+    pipeline : sklearn Pipeline
+        Fitted on feature tables whose columns are ``feature_names``.
+    feature_config : FeatureConfig
+        Extractor settings the features must be computed with.
+    card : dict
+        Model card (JSON-serializable): classes, training data, protocol and scores, versions.
+    """
+
+    pipeline: Pipeline
+    feature_config: FeatureConfig
+    card: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def classes(self) -> list[str]:
+        """Class labels, in the order of probability columns."""
+        return [str(c) for c in self.pipeline.classes_]
+
+    @property
+    def feature_names(self) -> list[str]:
+        return feature_names(self.feature_config)
+
+    def predict_proba(self, features: pd.DataFrame) -> pd.DataFrame:
+        """Class probabilities (rows sum to 1), columns ordered as :attr:`classes`."""
+        values = self.pipeline.predict_proba(features[self.feature_names])
+        values = values / values.sum(axis=1, keepdims=True)
+        return pd.DataFrame(values, index=features.index, columns=self.classes)
+
+    def save(self, path: str | PathLike[str]) -> Path:
+        """Write the joblib artifact and its card (with the artifact's SHA-256); returns the card path."""
+        import joblib
+
+        target = Path(path)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        artifact = {
+            "format": ARTIFACT_FORMAT,
+            "pipeline": self.pipeline,
+            "classes": self.classes,
+            "feature_names": self.feature_names,
+            "feature_config": self.feature_config.to_dict(),
+        }
+        with atomic_output(target) as stream:
+            joblib.dump(artifact, stream, compress=3)
+        card = {
+            **self.card,
+            "classes": self.classes,
+            "n_features": len(self.feature_names),
+            "feature_names": self.feature_names,
+            "feature_config": self.feature_config.to_dict(),
+            "artifact": {"file": target.name, "format": ARTIFACT_FORMAT, "sha256": file_sha256(target)},
+        }
+        self.card = card
+        text = json.dumps(card, indent=2, default=_json_default) + "\n"
+        with atomic_output(card_path(target), "w") as stream:
+            stream.write(text)
+        return card_path(target)
+
+    @classmethod
+    def load(cls, path: str | PathLike[str]) -> Model:
+        """Load a model after checking its card: hash, extractor version, feature names.
+
+        Raises
+        ------
+        ModelError
+            Missing file or card, a SHA-256 that does not match the card (the file is then
+            never unpickled), another extractor version, or other feature names.
+        """
+        import joblib
+
+        target = Path(path)
+        card = read_card(target)
+        if not target.is_file():
+            raise ModelError("no such model file", path)
+        expected = card.get("artifact", {}).get("sha256")
+        if expected != file_sha256(target):
+            raise ModelError(
+                "SHA-256 of the file does not match its model card: refusing to load a modified or "
+                "foreign model file",
+                path,
+            )
+        stored_config = card.get("feature_config", {})
+        if stored_config.get("version") != EXTRACTOR_VERSION:
+            raise ModelError(
+                f"made with feature extractor version {stored_config.get('version')!r}, this is "
+                f"version {EXTRACTOR_VERSION!r}: retrain the model",
+                path,
+            )
+        config = FeatureConfig.from_dict(stored_config)
+        if card.get("feature_names") != feature_names(config):
+            raise ModelError("its feature names differ from this extractor's: retrain the model", path)
+        try:
+            artifact = joblib.load(target)
+        except Exception as error:  # unpickling can fail in many ways on a foreign file
+            raise ModelError(f"cannot load the model ({type(error).__name__}: {error})", path) from None
+        if not isinstance(artifact, dict) or artifact.get("format") != ARTIFACT_FORMAT:
+            raise ModelError("not a ser-classic model artifact", path)
+        if artifact["feature_names"] != card["feature_names"] or artifact["classes"] != card["classes"]:
+            raise ModelError("artifact and model card disagree on features or classes", path)
+        return cls(pipeline=artifact["pipeline"], feature_config=config, card=card)
+
+
+def read_card(model_path: str | PathLike[str]) -> dict[str, Any]:
+    """The model card beside ``model_path``; :class:`ModelError` if missing or not JSON."""
+    card_file = card_path(model_path)
+    if not card_file.is_file():
+        if not Path(model_path).exists():
+            raise ModelError("no such model file", model_path)
+        raise ModelError(f"model card {card_file.name} is missing: cannot verify the model", model_path)
+    try:
+        card = json.loads(card_file.read_text())
+    except (OSError, ValueError) as error:
+        raise ModelError(f"unreadable model card ({error})", card_file) from None
+    if not isinstance(card, dict):
+        raise ModelError("model card is not a JSON object", card_file)
+    return card
+
+
+def train(
+    features: pd.DataFrame,
+    labels: Sequence[str],
+    *,
+    classifier: str = "svm",
+    feature_config: FeatureConfig | None = None,
+    seed: int = 0,
+    card: dict[str, Any] | None = None,
+) -> Model:
+    """Fit a named pipeline on a feature table and wrap it as a :class:`Model`.
+
+    Parameters
+    ----------
+    features : DataFrame [shape=(n_clips, n_features)]
+        Columns are the extractor's feature names.
+    labels : sequence of str [shape=(n_clips,)]
+    classifier : str
+        A name in :data:`CLASSIFIERS`.
+    card : dict, optional
+        Extra card fields (training corpus, evaluation scores, ...).
+    """
+    config = feature_config or FeatureConfig()
+    names = feature_names(config)
+    missing = set(names) - set(features.columns)
+    if missing:
+        raise ModelError(f"feature table lacks {len(missing)} extractor feature(s), e.g. {sorted(missing)[:3]}")
+    labels_array = np.asarray(labels, dtype=str)
+    if len(set(labels_array)) < 2:
+        raise ModelError("training needs at least two classes")
+    pipeline = build_pipeline(classifier, seed=seed).fit(features[names], labels_array)
+    classes, counts = np.unique(labels_array, return_counts=True)
+    base_card = {
+        "name": classifier,
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "classifier": classifier,
+        "pipeline": [f"{name}: {type(step).__name__}" for name, step in pipeline.steps],
+        "seed": seed,
+        "training": {"n_clips": int(len(labels_array)), "class_counts": dict(zip(classes.tolist(), counts.tolist()))},
+        "library_versions": library_versions(),
+    }
+    merged = {**base_card, **(card or {})}
+    merged["training"] = {**base_card["training"], **(card or {}).get("training", {})}
+    return Model(pipeline=pipeline, feature_config=config, card=merged)
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    raise TypeError(f"not JSON serializable: {type(value).__name__}")

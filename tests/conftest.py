@@ -1,0 +1,45 @@
+"""Shared fixtures: the RAVDESS corpus from ../shared/data, and small synthetic signals."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+DATA_ROOT = Path(os.environ.get("SER_DATA_DIR", PROJECT_ROOT.parent / "shared" / "data"))
+RAVDESS = DATA_ROOT / "ravdess"
+
+
+@pytest.fixture(scope="session")
+def ravdess_root() -> Path:
+    """RAVDESS speech folder; in CI its absence is a failure, elsewhere a skip."""
+    if not RAVDESS.is_dir():
+        message = f"RAVDESS not found at {RAVDESS} (set SER_DATA_DIR)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    return RAVDESS
+
+
+@pytest.fixture(scope="session")
+def actor_01(ravdess_root: Path) -> Path:
+    return ravdess_root / "Actor_01"
+
+
+@pytest.fixture(scope="session")
+def angry_clip(actor_01: Path) -> Path:
+    """A strong-intensity angry clip of actor 1 (mono 48 kHz FLAC)."""
+    return actor_01 / "03-01-05-02-01-01-01.flac"
+
+
+@pytest.fixture()
+def tone() -> tuple[np.ndarray, int]:
+    """Two seconds of a 220 Hz harmonic tone with a little noise, at 22050 Hz."""
+    sample_rate = 22050
+    time = np.arange(2 * sample_rate) / sample_rate
+    rng = np.random.default_rng(0)
+    signal = sum(0.3 / k * np.sin(2 * np.pi * 220 * k * time) for k in range(1, 5))
+    return (signal + 0.01 * rng.standard_normal(time.size)).astype(np.float32), sample_rate
