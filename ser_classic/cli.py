@@ -27,6 +27,13 @@ app = typer.Typer(
 DEFAULT_CACHE = Path(os.environ.get("SER_CACHE_DIR", "features/cache"))
 
 JobsOption = Annotated[int, typer.Option("--jobs", "-j", help="Worker processes (-1: all cores).")]
+BackendOption = Annotated[
+    str, typer.Option(help="Where features are extracted: local (this machine) or dask (a dask.distributed cluster; the dask extra).")
+]
+SchedulerOption = Annotated[
+    Optional[str],
+    typer.Option(help="With --backend dask: address of a running scheduler to join (tcp://host:8786); default: a LocalCluster of --jobs workers."),
+]
 CacheOption = Annotated[
     Optional[Path],
     typer.Option(help="Feature cache folder (keyed by file content and extractor settings)."),
@@ -37,6 +44,13 @@ ClassesOption = Annotated[
     typer.Option(help="Classes to keep: a set name (ravdess8, ravdess7, basic4) or a list like 'angry,sad'."),
 ]
 SeedOption = Annotated[int, typer.Option(help="Random seed of every fitted model and random split.")]
+SpeakerNormOption = Annotated[
+    bool,
+    typer.Option(
+        "--speaker-norm",
+        help="Standardize features per speaker with that speaker's own clips (transductive: prediction then needs several clips per speaker).",
+    ),
+]
 
 
 def _setup_logging() -> None:
@@ -61,16 +75,40 @@ def _corpus_features(table: Any, jobs: int, cache_dir: Path | None) -> Any:
     return extractor.extract_files(table["path"].tolist(), progress=True)
 
 
+def _prediction_inputs(paths: list[Path], manifest: Path | None, speaker_column: str) -> tuple[list[Path], dict[str, str]]:
+    """Files and folders to classify (arguments, then the manifest's rows) and the manifest's speakers."""
+    from .corpus import read_file_list
+    from .errors import SERError
+
+    if manifest is None:
+        if not paths:
+            raise SERError("give audio files or folders to classify, or a --manifest")
+        return paths, {}
+    listed = read_file_list(manifest, speaker_column=speaker_column)
+    speakers = {path: speaker for path, speaker in zip(listed["path"], listed["speaker"]) if speaker}
+    return [*paths, *map(Path, listed["path"])], speakers
+
+
 @app.command()
 def predict(
-    paths: Annotated[list[Path], typer.Argument(help="Audio files and/or folders (searched recursively).")],
+    paths: Annotated[Optional[list[Path]], typer.Argument(help="Audio files and/or folders (searched recursively).")] = None,
     model: Annotated[Optional[Path], typer.Option("--model", "-m", help="Model file (.joblib); the bundled model by default.")] = None,
     output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Write here (atomically) instead of stdout.")] = None,
     output_format: Annotated[
         Optional[str], typer.Option("--format", "-f", help="csv, jsonl or table; default from --output's ending, table on a terminal.")
     ] = None,
+    manifest: Annotated[
+        Optional[Path],
+        typer.Option(help="CSV of files to classify: column path (relative to the CSV) and, for a per-speaker model, a speaker column."),
+    ] = None,
+    speaker_column: Annotated[str, typer.Option("--speaker", help="The --manifest column naming each file's speaker.")] = "speaker",
     jobs: JobsOption = -1,
     cache_dir: CacheOption = None,
+    resume: Annotated[
+        bool, typer.Option("--resume", help="Continue an interrupted JSONL --output: keep its rows, classify only the files not in it.")
+    ] = False,
+    backend: BackendOption = "local",
+    scheduler: SchedulerOption = None,
 ) -> None:
     """Classify the emotion of each recording: one row per file.
 
@@ -78,12 +116,19 @@ def predict(
     be classified gets a row with the reason in `error`; the others are still classified and
     the exit code is 1.
 
+    A model trained with --speaker-norm standardizes each speaker's files together: the speaker
+    is the --manifest's speaker column, else the file's folder; give several files (10 or more)
+    of each speaker.
+
     Example: ser predict ../shared/data/ravdess/Actor_01 --format csv --output predictions.csv
     """
+    from itertools import chain
+
     from .errors import SERError
     from .models import DEFAULT_MODEL_PATH, Model
     from .outputs import format_for, write_rows
-    from .prediction import predict_files, prediction_columns
+    from .parallel import parallel_backend
+    from .prediction import predict_files, prediction_columns, resumable_rows
 
     _setup_logging()
     try:
@@ -97,8 +142,13 @@ def predict(
                 failed += bool(row["error"])
                 yield row
 
-        rows = predict_files(paths, loaded, n_jobs=jobs, progress=True, cache_dir=cache_dir)
-        total = write_rows(counted(rows), prediction_columns(loaded.classes), fmt, output)
+        inputs, speakers = _prediction_inputs(paths or [], manifest, speaker_column)
+        kept = resumable_rows(output, fmt, loaded.classes) if resume else []
+        with parallel_backend(backend, scheduler=scheduler, n_workers=jobs):
+            rows = predict_files(
+                inputs, loaded, n_jobs=jobs, progress=True, cache_dir=cache_dir, skip={row["path"] for row in kept}, speakers=speakers
+            )
+            total = write_rows(counted(chain(kept, rows)), prediction_columns(loaded.classes), fmt, output, keep_on_interrupt=resume)
     except SERError as error:
         raise _fail(error) from None
     if total == 0:
@@ -113,13 +163,14 @@ def predict(
 def train(
     corpus: Annotated[Path, typer.Argument(help="Labelled corpus: RAVDESS folder, ROOT/<label>/ folders, or CSV manifest.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Model file to write (.joblib); its card goes beside it.")],
-    classifier: Annotated[str, typer.Option(help="svm, mlp, xgboost or logreg.")] = "svm",
+    classifier: Annotated[str, typer.Option(help="svm, mlp, xgboost, logreg or ensemble (soft voting of svm, logreg and mlp).")] = "svm",
     kind: KindOption = "auto",
     classes: ClassesOption = None,
     cv_folds: Annotated[int, typer.Option(help="Speaker-grouped folds for the scores on the card (0: skip).")] = 6,
     seed: SeedOption = 0,
     jobs: JobsOption = -1,
     cache_dir: CacheOption = DEFAULT_CACHE,
+    speaker_norm: SpeakerNormOption = False,
 ) -> None:
     """Train a model on a labelled corpus and write it with its model card.
 
@@ -140,9 +191,12 @@ def train(
         scores = {}
         for protocol, folds in (("speaker", cv_folds), ("random", 5 if cv_folds else 0)):
             if folds and (protocol == "random" or table["speaker"].nunique() >= folds):
-                result = evaluate(features, table["label"], table["speaker"], classifier=classifier, protocol=protocol, n_splits=folds, seed=seed, progress=True)
+                result = evaluate(
+                    features, table["label"], table["speaker"], classifier=classifier, protocol=protocol, n_splits=folds, seed=seed,
+                    progress=True, speaker_norm=speaker_norm,
+                )
                 summary = result.summary()
-                scores[protocol] = {key: summary[key] for key in ("protocol_description", "n_splits", "mean", "std", "per_class")}
+                scores[protocol] = {key: summary[key] for key in ("protocol_description", "n_splits", "mean", "std", "per_class", "confusion_matrix")}
             elif folds:
                 logging.getLogger(__name__).warning("fewer than %d speakers: no speaker-independent scores on the card", folds)
         card = {
@@ -154,7 +208,9 @@ def train(
             },
             "evaluation": scores,
         }
-        model = train_model(features, table["label"], classifier=classifier, seed=seed, card=card)
+        model = train_model(
+            features, table["label"], classifier=classifier, seed=seed, card=card, speakers=table["speaker"], speaker_norm=speaker_norm
+        )
         card_file = model.save(out)
     except SERError as error:
         raise _fail(error) from None
@@ -168,14 +224,15 @@ def train(
 def evaluate(
     corpus: Annotated[Path, typer.Argument(help="Labelled corpus: RAVDESS folder, ROOT/<label>/ folders, or CSV manifest.")],
     protocol: Annotated[str, typer.Option(help="speaker (folds grouped by speaker; honest) or random (speaker-dependent).")] = "speaker",
-    classifier: Annotated[str, typer.Option(help="svm, mlp, xgboost or logreg.")] = "svm",
+    classifier: Annotated[str, typer.Option(help="svm, mlp, xgboost, logreg or ensemble (soft voting of svm, logreg and mlp).")] = "svm",
     folds: Annotated[Optional[int], typer.Option(help="Number of folds (default 6 for speaker, 5 for random).")] = None,
-    out_dir: Annotated[Optional[Path], typer.Option(help="Report folder (default reports/<classifier>-<protocol>).")] = None,
+    out_dir: Annotated[Optional[Path], typer.Option(help="Report folder (default reports/<classifier>-<protocol>[-speaker-norm]).")] = None,
     kind: KindOption = "auto",
     classes: ClassesOption = None,
     seed: SeedOption = 0,
     jobs: JobsOption = -1,
     cache_dir: CacheOption = DEFAULT_CACHE,
+    speaker_norm: SpeakerNormOption = False,
 ) -> None:
     """Cross-validate a classifier and write report.json, report.md and confusion.png.
 
@@ -190,8 +247,12 @@ def evaluate(
         table = _load_corpus(corpus, kind, classes)
         features = _corpus_features(table, jobs, cache_dir)
         n_splits = folds or (6 if protocol == "speaker" else 5)
-        result = run_evaluation(features, table["label"], table["speaker"], classifier=classifier, protocol=protocol, n_splits=n_splits, seed=seed, progress=True)
-        paths = write_report(result, out_dir or Path("reports") / f"{classifier}-{protocol}", corpus=str(corpus))
+        result = run_evaluation(
+            features, table["label"], table["speaker"], classifier=classifier, protocol=protocol, n_splits=n_splits, seed=seed,
+            progress=True, speaker_norm=speaker_norm,
+        )
+        default_dir = Path("reports") / (f"{classifier}-{protocol}" + ("-speaker-norm" if speaker_norm else ""))
+        paths = write_report(result, out_dir or default_dir, corpus=str(corpus))
     except SERError as error:
         raise _fail(error) from None
     summary = result.summary()
@@ -209,6 +270,8 @@ def features(
     classes: ClassesOption = None,
     jobs: JobsOption = -1,
     cache_dir: CacheOption = DEFAULT_CACHE,
+    backend: BackendOption = "local",
+    scheduler: SchedulerOption = None,
 ) -> None:
     """Extract the feature table of a corpus (cached), with its labels and speakers.
 
@@ -216,16 +279,70 @@ def features(
     """
     from .errors import SERError
     from .outputs import write_table
+    from .parallel import parallel_backend
 
     _setup_logging()
     try:
         table = _load_corpus(corpus, kind, classes)
-        values = _corpus_features(table, jobs, cache_dir)
+        with parallel_backend(backend, scheduler=scheduler, n_workers=jobs):
+            values = _corpus_features(table, jobs, cache_dir)
         combined = table.set_index("path").join(values.rename_axis("path"))
         write_table(combined, output)
     except SERError as error:
         raise _fail(error) from None
     typer.echo(f"wrote {output}: {len(combined)} clips x {values.shape[1]} features")
+
+
+@app.command()
+def timeline(
+    file: Annotated[Path, typer.Argument(help="A recording of any length (WAV, FLAC, OGG, MP3, ...); read blockwise.")],
+    window: Annotated[float, typer.Option(help="Analysis window in seconds.")] = 3.0,
+    hop: Annotated[float, typer.Option(help="Step between windows in seconds (at most --window).")] = 1.0,
+    smoothing: Annotated[float, typer.Option(help="Moving average of the probabilities over this many seconds, within each speech region (0: off).")] = 0.0,
+    merged: Annotated[bool, typer.Option("--segments", help="Write merged segments (start, end, emotion, confidence) instead of windows.")] = False,
+    model: Annotated[Optional[Path], typer.Option("--model", "-m", help="Model file (.joblib); the bundled model by default.")] = None,
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Write here (atomically) instead of stdout.")] = None,
+    output_format: Annotated[Optional[str], typer.Option("--format", "-f", help="csv or jsonl; default from --output's ending, else csv.")] = None,
+    plot: Annotated[Optional[Path], typer.Option(help="Also write a PNG plot of the timeline here.")] = None,
+    jobs: JobsOption = 1,
+) -> None:
+    """Emotion over time in a long recording, over its speech only.
+
+    Rows: start, end (seconds), speech, emotion, confidence, p_<class>... One row per analysis
+    window inside speech (windows overlap when --hop < --window), and one row per pause between
+    speech regions with emotion `non-speech` and no probabilities. Progress goes to stderr.
+
+    Example: ser timeline interview.flac --window 3 --hop 1 --output timeline.csv --plot timeline.png
+    """
+    import math
+
+    from . import audio
+    from .errors import SERError
+    from .models import DEFAULT_MODEL_PATH, Model
+    from .outputs import format_for, write_rows
+    from .timeline import plot_timeline, segments, timeline_columns
+    from .timeline import timeline as compute_timeline
+
+    _setup_logging()
+    try:
+        fmt = format_for(output, output_format) if output_format or output else "csv"
+        if fmt not in {"csv", "jsonl"}:
+            raise SERError(f"unknown format {fmt!r} for a timeline; choose csv or jsonl")
+        loaded = Model.load(model or DEFAULT_MODEL_PATH)
+        frame = compute_timeline(file, loaded, window_seconds=window, hop_seconds=hop, smoothing=smoothing, n_jobs=jobs, progress=True)
+        table = segments(frame) if merged else frame
+        columns = list(table.columns) if merged else timeline_columns(loaded.classes)
+        rows = (
+            {key: None if isinstance(value, float) and math.isnan(value) else value for key, value in row.items()}
+            for row in table.round({"start": 3, "end": 3}).to_dict("records")
+        )
+        write_rows(rows, columns, fmt, output)
+        if plot is not None:
+            short = audio.file_info(file).duration_seconds <= audio.MAX_DURATION_SECONDS
+            signal = audio.load(file, sample_rate=loaded.feature_config.sample_rate) if short else None
+            plot_timeline(frame, plot, signal=signal, sample_rate=loaded.feature_config.sample_rate, title=f"{file.name}: emotion over time")
+    except SERError as error:
+        raise _fail(error) from None
 
 
 @app.command()
@@ -252,7 +369,8 @@ def info(
         f"model      {model or DEFAULT_MODEL_PATH}",
         f"classifier {card.get('classifier')}  ({'; '.join(card.get('pipeline', []))})",
         f"classes    {', '.join(card.get('classes', []))}",
-        f"features   {card.get('n_features')} (extractor version {card.get('feature_config', {}).get('version')})",
+        f"features   {card.get('n_features')} (extractor version {card.get('feature_config', {}).get('version')})"
+        + (", standardized per speaker: predict several clips per speaker at once" if card.get("speaker_norm") else ""),
         f"trained on {training.get('n_clips')} clips, {training.get('n_speakers')} speakers from {training.get('corpus')}",
         f"created    {card.get('created')}",
         f"sha256     {card.get('artifact', {}).get('sha256')}",
@@ -264,6 +382,35 @@ def info(
             f"macro F1 {mean['f1_macro']:.3f}, worst recall {mean['recall_worst']:.3f}  [{scores['protocol_description']}]"
         )
     typer.echo("\n".join(lines))
+
+
+@app.command("app")
+def serve_app(
+    host: Annotated[str, typer.Option(help="Address to bind; 127.0.0.1 serves this machine only.")] = "127.0.0.1",
+    port: Annotated[Optional[int], typer.Option(help="Port (default: 7860 or the next free one).")] = None,
+    share: Annotated[bool, typer.Option(help="Also open a public gradio.live link.")] = False,
+    max_seconds: Annotated[Optional[float], typer.Option(help="Longest recording accepted, in seconds (default: the demo's).")] = None,
+    max_megabytes: Annotated[Optional[float], typer.Option(help="Largest upload accepted, in MB (default: the demo's).")] = None,
+) -> None:
+    """Start the web demo: app_gradio.py of the source tree (needs Gradio, from the `app` extra).
+
+    Example: ser app --port 7860
+    """
+    import importlib.util
+
+    from .errors import SERError
+
+    script = Path(__file__).resolve().parents[1] / "app_gradio.py"
+    if not script.is_file():
+        raise _fail(SERError("the demo lives in the source tree (app_gradio.py beside the package): not found", script))
+    if importlib.util.find_spec("gradio") is None:
+        raise _fail(SERError('the demo needs Gradio: pip install -e ".[app]"'))
+    spec = importlib.util.spec_from_file_location("app_gradio", script)
+    demo = importlib.util.module_from_spec(spec)
+    sys.modules["app_gradio"] = demo  # dataclasses look their module up there
+    spec.loader.exec_module(demo)  # type: ignore[union-attr]
+    limits = {"max_seconds": max_seconds, "max_megabytes": max_megabytes}
+    demo.launch(host=host, port=port, share=share, **{name: value for name, value in limits.items() if value is not None})
 
 
 def main() -> None:

@@ -23,6 +23,7 @@ __all__ = [
     "read_ravdess",
     "read_label_folders",
     "read_manifest",
+    "read_file_list",
     "read_corpus",
     "select_classes",
     "find_audio_files",
@@ -157,6 +158,24 @@ def read_manifest(manifest: str | PathLike[str]) -> pd.DataFrame:
     if "speaker" not in table.columns:
         table["speaker"] = "unknown"
     return _as_table(table.to_dict("records"))
+
+
+def read_file_list(manifest: str | PathLike[str], *, speaker_column: str = "speaker") -> pd.DataFrame:
+    """Files to classify from a CSV with a ``path`` column and, optionally, ``speaker_column``.
+
+    Relative paths are taken from the CSV's folder. Returns columns ``path`` and ``speaker``
+    (``None`` where the CSV has no such column or the cell is empty), in the CSV's order.
+    """
+    manifest_path = Path(manifest)
+    try:
+        table = pd.read_csv(manifest_path, dtype=str, keep_default_na=False)
+    except (OSError, ValueError, pd.errors.ParserError) as error:
+        raise CorpusError(f"cannot read CSV manifest ({error})", manifest) from None
+    if "path" not in table.columns:
+        raise CorpusError("manifest lacks the column 'path'", manifest)
+    paths = [str(path if Path(path).is_absolute() else manifest_path.parent / path) for path in table["path"]]
+    speakers = table[speaker_column] if speaker_column in table.columns else [""] * len(table)
+    return pd.DataFrame({"path": paths, "speaker": [speaker or None for speaker in speakers]})
 
 
 def read_corpus(source: str | PathLike[str], kind: str = "auto") -> pd.DataFrame:

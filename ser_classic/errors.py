@@ -25,7 +25,13 @@ class SERError(Exception):
     def __init__(self, message: str, path: str | PathLike[str] | None = None) -> None:
         self.path = None if path is None else str(path)
         self.reason = message
-        super().__init__(message if path is None else f"{path}: {message}")
+        text = message if path is None else f"{path}: {message}"
+        super().__init__(_one_line(text))
+
+
+def _one_line(text: str) -> str:
+    """``text`` with control characters escaped (``\\n`` in a file name, ...): one line, always."""
+    return "".join(char if char.isprintable() else char.encode("unicode_escape").decode("ascii") for char in text)
 
 
 class AudioError(SERError):

@@ -20,7 +20,7 @@ import pandas as pd
 
 from .errors import SERError
 
-__all__ = ["PROTOCOLS", "Evaluation", "evaluate", "write_report"]
+__all__ = ["PROTOCOLS", "Evaluation", "evaluate", "expected_calibration_error", "write_report"]
 
 #: Protocol name -> one-line description used in reports.
 PROTOCOLS = {
@@ -42,10 +42,20 @@ class Evaluation:
     y_pred: np.ndarray
     fold_of: np.ndarray
     fold_speakers: list[list[str]] = field(default_factory=list)
+    probabilities: np.ndarray | None = None
+    speaker_norm: bool = False
 
     def fold_scores(self) -> list[dict[str, float]]:
-        """Accuracy, weighted F1, macro F1 and worst class recall of each fold."""
-        return [_scores(self.y_true[self.fold_of == k], self.y_pred[self.fold_of == k], self.classes) for k in range(self.n_splits)]
+        """Accuracy, weighted F1, macro F1, worst class recall and (with probabilities) expected
+        calibration error of each fold."""
+        folds = []
+        for k in range(self.n_splits):
+            in_fold = self.fold_of == k
+            scores = _scores(self.y_true[in_fold], self.y_pred[in_fold], self.classes)
+            if self.probabilities is not None:
+                scores["ece"] = expected_calibration_error(self.y_true[in_fold], self.probabilities[in_fold], self.classes)
+            folds.append(scores)
+        return folds
 
     def summary(self) -> dict[str, Any]:
         """Mean and standard deviation over folds, per-class scores and confusion over all folds."""
@@ -63,6 +73,7 @@ class Evaluation:
             "n_clips": int(len(self.y_true)),
             "n_splits": self.n_splits,
             "seed": self.seed,
+            "speaker_norm": self.speaker_norm,
             "mean": {k: float(np.mean([f[k] for f in folds])) for k in folds[0]},
             "std": {k: float(np.std([f[k] for f in folds])) for k in folds[0]},
             "folds": folds,
@@ -86,6 +97,26 @@ def _scores(y_true: np.ndarray, y_pred: np.ndarray, classes: Sequence[str]) -> d
         "f1_macro": float(f1_score(y_true, y_pred, labels=present, average="macro", zero_division=0)),
         "recall_worst": float(np.min(recalls)),
     }
+
+
+def expected_calibration_error(
+    y_true: Sequence[str], probabilities: np.ndarray, classes: Sequence[str], *, n_bins: int = 10
+) -> float:
+    """Top-label expected calibration error: the clip-weighted mean, over ``n_bins`` equal-width
+    confidence bins, of ``|accuracy - mean confidence|`` in the bin (0 is perfectly calibrated).
+
+    Parameters
+    ----------
+    y_true : sequence of str [shape=(n_clips,)]
+    probabilities : np.ndarray [shape=(n_clips, n_classes)]
+        Columns ordered as ``classes``.
+    """
+    probabilities = np.asarray(probabilities, dtype=np.float64)
+    confidence = probabilities.max(axis=1)
+    correct = np.asarray(classes)[probabilities.argmax(axis=1)] == np.asarray(y_true, dtype=str)
+    bins = np.minimum((confidence * n_bins).astype(int), n_bins - 1)
+    gaps = [abs(correct[bins == b].mean() - confidence[bins == b].mean()) * np.sum(bins == b) for b in np.unique(bins)]
+    return float(np.sum(gaps) / len(confidence))
 
 
 def _splits(protocol: str, labels: np.ndarray, speakers: np.ndarray, n_splits: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -113,6 +144,7 @@ def evaluate(
     n_splits: int = 6,
     seed: int = 0,
     progress: bool = False,
+    speaker_norm: bool = False,
 ) -> Evaluation:
     """Cross-validate a named pipeline under a protocol.
 
@@ -125,14 +157,20 @@ def evaluate(
     protocol : {"speaker", "random"}
     n_splits : int
         Folds; 6 on RAVDESS's 24 actors gives 4 held-out actors per fold.
+    speaker_norm : bool
+        Standardize features per speaker (:mod:`ser_classic.normalization`), separately in each
+        fold's training part and test part: a test clip is normalized with statistics of its
+        speaker's test clips only, as at prediction time.
     """
     from .models import build_pipeline
+    from .normalization import standardize_per_speaker
 
     label_array = np.asarray(labels, dtype=str)
     speaker_array = np.asarray(speakers, dtype=str)
     classes = sorted(set(label_array))
     y_pred = np.empty(len(label_array), dtype=object)
     fold_of = np.empty(len(label_array), dtype=int)
+    probabilities = np.zeros((len(label_array), len(classes)))
     fold_speakers = []
     splits = _splits(protocol, label_array, speaker_array, n_splits, seed)
     if progress:
@@ -140,9 +178,16 @@ def evaluate(
 
         splits = tqdm(splits, desc=f"{protocol} folds", unit="fold", leave=False)
     for fold, (train_index, test_index) in enumerate(splits):
+        train_part, test_part = features.iloc[train_index], features.iloc[test_index]
+        if speaker_norm:
+            train_part = standardize_per_speaker(train_part, speaker_array[train_index])
+            test_part = standardize_per_speaker(test_part, speaker_array[test_index])
         pipeline = build_pipeline(classifier, seed=seed)
-        pipeline.fit(features.iloc[train_index], label_array[train_index])
-        y_pred[test_index] = pipeline.predict(features.iloc[test_index])
+        pipeline.fit(train_part, label_array[train_index])
+        fold_probabilities = pipeline.predict_proba(test_part)
+        columns = [classes.index(str(label)) for label in pipeline.classes_]
+        probabilities[np.ix_(test_index, columns)] = fold_probabilities / fold_probabilities.sum(axis=1, keepdims=True)
+        y_pred[test_index] = np.asarray(classes)[probabilities[test_index].argmax(axis=1)]
         fold_of[test_index] = fold
         fold_speakers.append(sorted(set(speaker_array[test_index])))
     return Evaluation(
@@ -155,6 +200,8 @@ def evaluate(
         y_pred=y_pred.astype(str),
         fold_of=fold_of,
         fold_speakers=fold_speakers if protocol == "speaker" else [],
+        probabilities=probabilities,
+        speaker_norm=speaker_norm,
     )
 
 
@@ -163,7 +210,8 @@ def markdown_report(summary: dict[str, Any], title: str) -> str:
     lines = [f"# {title}", "", f"Protocol: **{summary['protocol']}** ({summary['protocol_description']}).", ""]
     lines += [
         f"Classifier `{summary['classifier']}`, {summary['n_clips']} clips, {len(summary['classes'])} classes "
-        f"({', '.join(summary['classes'])}), {summary['n_splits']} folds, seed {summary['seed']}.",
+        f"({', '.join(summary['classes'])}), {summary['n_splits']} folds, seed {summary['seed']}"
+        + (", features standardized per speaker (transductive)." if summary.get("speaker_norm") else "."),
         "",
         "| metric | mean over folds | std |",
         "|---|---|---|",

@@ -20,7 +20,7 @@ import pandas as pd
 from .atomic import atomic_output
 from .errors import SERError
 
-__all__ = ["ROW_FORMATS", "format_for", "write_rows", "write_table"]
+__all__ = ["ROW_FORMATS", "format_for", "read_jsonl_rows", "write_rows", "write_table"]
 
 #: Output formats of prediction rows.
 ROW_FORMATS = ("csv", "jsonl", "table")
@@ -71,12 +71,50 @@ def write_rows(
     columns: Sequence[str],
     fmt: str,
     output: str | PathLike[str] | None = None,
+    *,
+    keep_on_interrupt: bool = False,
 ) -> int:
-    """Write rows to ``output`` (atomically) or stdout as they come; returns how many."""
+    """Write rows to ``output`` (atomically) or stdout as they come; returns how many.
+
+    ``keep_on_interrupt`` (JSONL ``output`` only): Ctrl-C keeps the rows written so far in
+    ``output``, each complete, for a later run to resume (see :func:`read_jsonl_rows`).
+    Otherwise an interrupted run leaves ``output`` as it was.
+    """
     if output is None:
         return _write_stream(rows, columns, fmt, sys.stdout)
-    with atomic_output(output, "w") as stream:
+    if keep_on_interrupt and fmt != "jsonl":
+        raise SERError(f"only JSONL output can be kept when interrupted, not {fmt}", output)
+    with atomic_output(output, "w", keep_lines_on_interrupt=keep_on_interrupt) as stream:
         return _write_stream(rows, columns, fmt, stream)
+
+
+def read_jsonl_rows(path: str | PathLike[str]) -> list[dict[str, Any]]:
+    """The rows of a JSONL output written by :func:`write_rows`; none if the file does not exist.
+
+    An unfinished last line (no newline, not JSON) is left out. Any other line that is not a
+    JSON object with a ``path`` raises :class:`SERError`: the file is not one of ours.
+    """
+    source = Path(path)
+    if not source.exists():
+        return []
+    try:
+        lines = source.read_text(encoding="utf-8").split("\n")
+    except (OSError, UnicodeDecodeError) as error:
+        raise SERError(f"cannot read the earlier output ({error})", path) from None
+    rows = []
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except ValueError:
+            if number == len(lines):  # the unfinished line an interrupted writer may leave
+                break
+            row = None
+        if not isinstance(row, dict) or not isinstance(row.get("path"), str):
+            raise SERError(f"line {number} is not a prediction row", path)
+        rows.append(row)
+    return rows
 
 
 def write_table(table: pd.DataFrame, output: str | PathLike[str]) -> None:

@@ -1,17 +1,34 @@
-"""Running one function over many items: in this process, or in a local process pool.
+"""Running one function over many items: in this process, a local process pool, or a dask cluster.
 
 Results come back in input order, as they finish, so callers can stream them to an output.
+:func:`ordered_map` runs locally (joblib's loky pool) unless it is called inside
+:func:`parallel_backend` ``("dask", ...)``, which sends the same calls, through joblib's dask
+backend, to a dask.distributed cluster: a ``LocalCluster`` on this machine, or an existing
+cluster joined through its scheduler's address.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any, TypeVar
 
-__all__ = ["ordered_map", "resolve_jobs"]
+from .errors import SERError
+
+__all__ = ["BACKENDS", "MIN_ITEMS_PER_WORKER", "ordered_map", "parallel_backend", "resolve_jobs"]
 
 Item = TypeVar("Item")
 Result = TypeVar("Result")
+
+#: Where :func:`ordered_map` can run its calls.
+BACKENDS = ("local", "dask")
+#: A local worker process is started only for at least this many items: starting one (a new
+#: interpreter importing numpy, scikit-learn and librosa) costs about as much as extracting
+#: the features of this many 3-4 s clips, so smaller batches finish sooner in this process.
+MIN_ITEMS_PER_WORKER = 48
+
+_dask_client: ContextVar[Any] = ContextVar("ser_classic_dask_client", default=None)
 
 
 def resolve_jobs(n_jobs: int | None) -> int:
@@ -25,6 +42,89 @@ def resolve_jobs(n_jobs: int | None) -> int:
     return n_jobs
 
 
+@contextmanager
+def parallel_backend(
+    name: str = "local",
+    *,
+    scheduler: str | None = None,
+    n_workers: int | None = None,
+) -> Iterator[None]:
+    """Run the :func:`ordered_map` calls made inside the block on ``name``.
+
+    Parameters
+    ----------
+    name : {"local", "dask"}
+        ``"local"``: this machine's process pool (what happens outside any block).
+        ``"dask"``: a dask.distributed cluster (needs the ``dask`` extra); every call of
+        :func:`ordered_map` then uses all the cluster's worker threads, whatever its ``n_jobs``.
+    scheduler : str, optional
+        Address of a running dask scheduler to join, e.g. ``"tcp://10.0.0.5:8786"``, waiting
+        for it as long as dask's ``distributed.comm.timeouts.connect`` setting says (30 s unless
+        set, e.g. by ``DASK_DISTRIBUTED__COMM__TIMEOUTS__CONNECT=5s``). When ``None``, a
+        ``LocalCluster`` on loopback is started for the block and closed after it.
+    n_workers : int, optional
+        Worker processes of that ``LocalCluster`` (one thread each); every core by default.
+
+    Raises
+    ------
+    SERError
+        Unknown backend, dask not installed, or no scheduler answering at ``scheduler``.
+
+    Examples
+    --------
+    >>> from ser_classic.parallel import parallel_backend
+    >>> with parallel_backend("dask", scheduler="tcp://10.0.0.5:8786"):  # doctest: +SKIP
+    ...     table = FeatureExtractor().extract_files(paths)
+    """
+    if name not in BACKENDS:
+        raise SERError(f"unknown parallel backend {name!r}; choose from {list(BACKENDS)}")
+    if name == "local":
+        if scheduler is not None:
+            raise SERError("a scheduler address needs the dask backend (--backend dask)")
+        yield
+        return
+    try:
+        from distributed import Client, LocalCluster
+    except ImportError:
+        raise SERError('the dask backend needs dask.distributed: pip install "ser-classic[dask]"') from None
+    cluster = None
+    if scheduler is None:
+        cluster = LocalCluster(
+            n_workers=resolve_jobs(n_workers if n_workers is not None else -1),
+            threads_per_worker=1,
+            processes=True,
+            host="127.0.0.1",
+            dashboard_address=":0",  # any free port: never collides with a running cluster's 8787
+        )
+        client = Client(cluster, set_as_default=False)
+    else:
+        _check_address(scheduler)
+        try:
+            client = Client(scheduler, set_as_default=False)  # waits distributed.comm.timeouts.connect
+        except (OSError, TimeoutError) as error:
+            raise SERError(f"no dask scheduler answering at {scheduler} ({error})") from None
+    token = _dask_client.set(client)
+    try:
+        yield
+    finally:
+        _dask_client.reset(token)
+        client.close()
+        if cluster is not None:
+            cluster.close()
+
+
+def _check_address(scheduler: str) -> None:
+    """Raise :class:`SERError` unless ``scheduler`` reads as a dask address (``tcp://host:port``)."""
+    from distributed.comm.addressing import parse_address, parse_host_port
+
+    try:
+        protocol, location = parse_address(scheduler)
+        if protocol in {"tcp", "tls"}:
+            parse_host_port(location)
+    except ValueError as error:
+        raise SERError(f"not a dask scheduler address: {scheduler!r} ({error}); expected tcp://host:8786") from None
+
+
 def ordered_map(
     function: Callable[..., Result],
     items: Sequence[Item],
@@ -36,19 +136,37 @@ def ordered_map(
 ) -> Iterator[Result]:
     """Yield ``function(item, **kwargs)`` for each item, in order.
 
-    With more than one job the calls run in a joblib (loky) process pool, in chunks; a progress
-    bar on stderr counts finished items when ``progress`` is true.
+    Locally, up to ``n_jobs`` worker processes run the calls in a joblib (loky) pool, in
+    chunks, and no more than one per :data:`MIN_ITEMS_PER_WORKER` items (a single worker means
+    no pool: the calls run in this process). Inside :func:`parallel_backend` ``("dask")`` the
+    calls run on the dask cluster instead. A progress bar on stderr counts finished items when
+    ``progress`` is true. ``function`` and ``kwargs`` must be picklable for a pool or cluster.
     """
-    workers = min(resolve_jobs(n_jobs), max(1, len(items)))
-    if workers == 1:
-        results: Iterator[Result] = (function(item, **kwargs) for item in items)
+    client = _dask_client.get()
+    results: Iterator[Result]
+    if client is not None:
+        results = _dask_map(client, function, items, kwargs)
     else:
-        from joblib import Parallel, delayed
+        workers = min(resolve_jobs(n_jobs), max(1, len(items) // MIN_ITEMS_PER_WORKER))
+        if workers == 1:
+            results = (function(item, **kwargs) for item in items)
+        else:
+            from joblib import Parallel, delayed
 
-        pool = Parallel(n_jobs=workers, return_as="generator", batch_size="auto")
-        results = pool(delayed(function)(item, **kwargs) for item in items)
+            pool = Parallel(n_jobs=workers, return_as="generator", batch_size="auto")
+            results = pool(delayed(function)(item, **kwargs) for item in items)
     if progress:
         from tqdm.auto import tqdm
 
         results = tqdm(results, total=len(items), desc=description, unit="file", leave=False)
     yield from results
+
+
+def _dask_map(client: Any, function: Callable[..., Result], items: Sequence[Item], kwargs: dict[str, Any]) -> Iterator[Result]:
+    """The calls on the cluster of ``client``, through joblib's dask backend (auto-batched,
+    a bounded number of batches in flight, results in order)."""
+    from joblib import Parallel, delayed, parallel_config
+
+    with parallel_config(backend="dask", client=client):
+        pool = Parallel(n_jobs=-1, return_as="generator", batch_size="auto")
+        yield from pool(delayed(function)(item, **kwargs) for item in items)

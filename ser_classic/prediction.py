@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Iterator, Sequence
+from collections import Counter
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from os import PathLike
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -13,8 +15,9 @@ from .corpus import find_audio_files
 from .errors import SERError
 from .features.extractor import FeatureExtractor
 from .models import Model
+from .outputs import read_jsonl_rows
 
-__all__ = ["prediction_columns", "predict_files"]
+__all__ = ["prediction_columns", "predict_files", "resumable_rows", "speaker_of"]
 
 _log = logging.getLogger(__name__)
 
@@ -31,45 +34,119 @@ def predict_files(
     n_jobs: int | None = 1,
     progress: bool = False,
     cache_dir: str | PathLike[str] | None = None,
-    batch_size: int = 32,
+    skip: Collection[str] = (),
+    speakers: Mapping[str, str] | None = None,
 ) -> Iterator[dict[str, Any]]:
     """Classify audio files; folders are searched recursively for audio files.
 
-    Yields one row per file, in order, as soon as its batch is done: ``path``, ``emotion``,
+    Yields one row per file, in order, as soon as the file is done: ``path``, ``emotion``,
     ``confidence`` (the top probability), ``p_<class>`` (summing to 1) and ``error`` (empty, or
     why the file could not be classified; the other fields are then ``None``). A bad file never
-    stops the batch.
+    stops the batch. Files whose path, as a row would name it, is in ``skip`` are left out
+    (see :func:`resumable_rows`).
+
+    A model trained with per-speaker normalization standardizes each speaker's files with the
+    statistics of those files (see :mod:`ser_classic.normalization`): a file's row then comes
+    once all files of its speaker are done. The speaker of a file is ``speakers[str(path)]``,
+    else its folder (:func:`speaker_of`); a speaker with fewer than
+    :data:`~ser_classic.normalization.MIN_CLIPS_PER_SPEAKER` files gets a warning.
     """
-    files = find_audio_files(paths)
+    found = find_audio_files(paths)
+    files = [path for path in found if str(path) not in skip]
     extractor = FeatureExtractor(model.feature_config, cache_dir=cache_dir, n_jobs=n_jobs)
-    pending: list[tuple[str, Any]] = []
-    for item in extractor.iter_files(files, progress=progress):
-        pending.append(item)
-        if len(pending) >= batch_size:
-            yield from _classify(pending, model)
-            pending = []
-    yield from _classify(pending, model)
+    if model.speaker_norm:
+        # skipped files still count in their speaker's statistics, as in the run that wrote their rows
+        rows = _classify_by_speaker(found, extractor.iter_files(found, progress=progress), model, speakers or {})
+        yield from (row for row in rows if row["path"] not in skip)
+        return
+    for path, values in extractor.iter_files(files, progress=progress):
+        yield _classify(path, values, model)
 
 
-def _classify(results: list[tuple[str, Any]], model: Model) -> Iterator[dict[str, Any]]:
-    good = [(path, values) for path, values in results if not isinstance(values, SERError)]
-    probabilities = (
-        model.predict_proba(pd.DataFrame([v for _, v in good], columns=model.feature_names, index=[p for p, _ in good]))
-        if good
-        else None
-    )
-    position = 0
-    for path, values in results:
-        if isinstance(values, SERError):
-            _log.warning("%s", values)
-            yield {"path": path, "emotion": None, "confidence": None, "error": values.reason}
-            continue
-        row = probabilities.iloc[position]
-        position += 1
-        yield {
-            "path": path,
-            "emotion": str(row.idxmax()),
-            "confidence": float(row.max()),
-            **{f"p_{label}": float(value) for label, value in row.items()},
-            "error": "",
-        }
+def speaker_of(path: str | PathLike[str], speakers: Mapping[str, str]) -> str:
+    """``speakers[str(path)]`` when given, else the absolute path of the file's folder."""
+    return speakers.get(str(path)) or str(Path(path).absolute().parent)
+
+
+def _classify_by_speaker(
+    files: Sequence[Path], results: Iterable[tuple[str, Any]], model: Model, speakers: Mapping[str, str]
+) -> Iterator[dict[str, Any]]:
+    """Rows in file order; each speaker's files are normalized together once all are extracted."""
+    from .normalization import MIN_CLIPS_PER_SPEAKER, small_speakers
+
+    speaker_list = [speaker_of(path, speakers) for path in files]
+    for speaker, count in small_speakers(speaker_list).items():
+        _log.warning(
+            "speaker %s has only %d file(s): per-speaker statistics from fewer than %d clips are unreliable",
+            speaker, count, MIN_CLIPS_PER_SPEAKER,
+        )
+    remaining = Counter(speaker_list)
+    pending: dict[str, list[tuple[int, str, Any]]] = {}
+    ready: dict[int, dict[str, Any]] = {}
+    next_index = 0
+    for index, (path, values) in enumerate(results):
+        speaker = speaker_list[index]
+        pending.setdefault(speaker, []).append((index, path, values))
+        remaining[speaker] -= 1
+        if remaining[speaker] == 0:
+            ready.update(_classify_speaker(pending.pop(speaker), speaker, model))
+        while next_index in ready:
+            yield ready.pop(next_index)
+            next_index += 1
+
+
+def _classify_speaker(items: list[tuple[int, str, Any]], speaker: str, model: Model) -> dict[int, dict[str, Any]]:
+    """Rows (by file index) of one speaker's files, standardized with the good ones' statistics."""
+    good = [(index, path, values) for index, path, values in items if not isinstance(values, SERError)]
+    rows = {index: _classify(path, values, model) for index, path, values in items if isinstance(values, SERError)}
+    if good:
+        table = pd.DataFrame([values for _, _, values in good], columns=model.feature_names, index=[path for _, path, _ in good])
+        probabilities = model.predict_proba(table, speakers=[speaker] * len(good))
+        rows.update({index: _row(path, probabilities.iloc[position]) for position, (index, path, _) in enumerate(good)})
+    return rows
+
+
+def resumable_rows(output: str | PathLike[str] | None, fmt: str, classes: Sequence[str]) -> list[dict[str, Any]]:
+    """Rows of an earlier, possibly interrupted, run into ``output`` that a resumed run keeps.
+
+    Only JSONL output can be resumed. The rows must have this model's columns; a path that
+    occurs more than once is kept once (its first row). Pass their paths as ``skip`` to
+    :func:`predict_files` and write these rows first (``--resume`` in the CLI).
+
+    Raises
+    ------
+    SERError
+        No JSONL output, or an output that is not a prediction file of a model with these classes.
+    """
+    if output is None or fmt != "jsonl":
+        raise SERError("--resume needs a JSONL --output file (.jsonl) to continue")
+    columns = prediction_columns(classes)
+    kept: dict[str, dict[str, Any]] = {}
+    for row in read_jsonl_rows(output):
+        if list(row) != columns:
+            raise SERError(f"its rows have other columns than this model's ({', '.join(columns)}): cannot resume", output)
+        kept.setdefault(row["path"], row)
+    return list(kept.values())
+
+
+def _classify(path: str, values: Any, model: Model) -> dict[str, Any]:
+    """The row of one file from its feature vector (or its error).
+
+    Files are classified one at a time: a matrix product over one row rounds differently from
+    one over many, and a file's probabilities must not depend on which files share its run.
+    """
+    if isinstance(values, SERError):
+        _log.warning("%s", values)
+        return {"path": path, "emotion": None, "confidence": None, "error": values.reason}
+    return _row(path, model.predict_proba(pd.DataFrame([values], columns=model.feature_names, index=[path])).iloc[0])
+
+
+def _row(path: str, row: pd.Series) -> dict[str, Any]:
+    """The output row of a classified file from its probabilities."""
+    return {
+        "path": path,
+        "emotion": str(row.idxmax()),
+        "confidence": float(row.max()),
+        **{f"p_{label}": float(value) for label, value in row.items()},
+        "error": "",
+    }

@@ -35,6 +35,12 @@ def angry_clip(actor_01: Path) -> Path:
     return actor_01 / "03-01-05-02-01-01-01.flac"
 
 
+@pytest.fixture(scope="session")
+def feature_cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One feature cache for the whole session: a clip's features are computed once."""
+    return tmp_path_factory.mktemp("feature-cache")
+
+
 @pytest.fixture()
 def tone() -> tuple[np.ndarray, int]:
     """Two seconds of a 220 Hz harmonic tone with a little noise, at 22050 Hz."""
@@ -43,3 +49,33 @@ def tone() -> tuple[np.ndarray, int]:
     rng = np.random.default_rng(0)
     signal = sum(0.3 / k * np.sin(2 * np.pi * 220 * k * time) for k in range(1, 5))
     return (signal + 0.01 * rng.standard_normal(time.size)).astype(np.float32), sample_rate
+
+
+@pytest.fixture(scope="session")
+def small_training_set(ravdess_root: Path) -> tuple[object, list[str]]:
+    """Feature table and labels of 24 clips: actors 1-3, neutral/happy/sad/angry, normal intensity."""
+    from ser_classic.corpus import parse_ravdess_name
+    from ser_classic.features import FeatureExtractor
+
+    paths = [
+        ravdess_root / f"Actor_{actor:02d}" / f"03-01-{emotion}-01-01-{repetition}-{actor:02d}.flac"
+        for actor in (1, 2, 3)
+        for emotion in ("01", "03", "04", "05")
+        for repetition in ("01", "02")
+    ]
+    features = FeatureExtractor(n_jobs=1).extract_files(paths)
+    return features, [str(parse_ravdess_name(path)["label"]) for path in paths]
+
+
+@pytest.fixture(scope="session")
+def small_model_path(small_training_set: tuple[object, list[str]], tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A logistic-regression model trained on :func:`small_training_set`, saved with its card.
+
+    Tests that need *a* model use this one, not the bundled default, which may be retrained.
+    """
+    from ser_classic.models import train
+
+    features, labels = small_training_set
+    path = tmp_path_factory.mktemp("small-model") / "small.joblib"
+    train(features, labels, classifier="logreg", seed=0).save(path)
+    return path

@@ -46,8 +46,12 @@ class FeatureCache:
         return self.folder / f"{file_sha256(path)}.npy"
 
     def get(self, path: str | PathLike[str]) -> np.ndarray | None:
-        """The cached vector of ``path``'s content, or ``None``."""
-        entry = self._entry(path)
+        """The cached vector of ``path``'s content, or ``None`` (also when ``path`` cannot be read:
+        loading it then reports why)."""
+        try:
+            entry = self._entry(path)
+        except OSError:
+            return None
         if not entry.is_file():
             return None
         try:

@@ -11,7 +11,7 @@ from ..audio import ANALYSIS_SAMPLE_RATE
 __all__ = ["EXTRACTOR_VERSION", "FeatureConfig"]
 
 #: Bumped whenever the computation of any feature changes, so that stale vectors are never reused.
-EXTRACTOR_VERSION = "1"
+EXTRACTOR_VERSION = "2"
 
 
 @dataclass(frozen=True)
@@ -42,7 +42,7 @@ class FeatureConfig:
     f0_min_hz: float = 65.0
     f0_max_hz: float = 600.0
     voicing_db: float = 30.0
-    trim_db: float | None = 40.0
+    trim_db: float | None = 30.0
 
     def to_dict(self) -> dict[str, object]:
         """Plain dict with the extractor version, as stored in artifacts and cache keys."""

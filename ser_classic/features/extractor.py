@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import functools
+import logging
 from collections.abc import Iterable, Iterator, Sequence
 from os import PathLike
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -18,6 +20,7 @@ from .config import FeatureConfig
 from .pitch import f0_track, voiced_frames
 from .spectral import (
     N_CHROMA,
+    SCALAR_TRACKS,
     N_CONTRAST_BANDS,
     N_TONNETZ,
     cepstral_tracks,
@@ -28,14 +31,15 @@ from .spectral import (
 )
 from .stats import COEFFICIENT_STATISTICS, FRAME_STATISTICS, summarize, summary_names
 
+_log = logging.getLogger(__name__)
+
 __all__ = ["FEATURE_GROUPS", "feature_names", "extract_features", "FeatureExtractor"]
 
-_SCALAR_TRACKS = ("zcr", "rms", "centroid", "bandwidth", "rolloff", "flatness")
 _PITCH_NAMES = ("voiced_fraction", "f0_mean", "f0_std", "f0_p10", "f0_p50", "f0_p90")
 
 #: Feature group -> the tracks it holds, for documentation and model cards.
 FEATURE_GROUPS: dict[str, tuple[str, ...]] = {
-    "energy and time": ("zcr", "rms"),
+    "energy and time": ("zcr", "rms_db"),
     "spectral shape": ("centroid", "bandwidth", "rolloff", "flatness", "contrast"),
     "cepstral": ("mfcc", "mfcc_delta", "mfcc_delta2"),
     "tonal": ("chroma", "tonnetz"),
@@ -43,23 +47,23 @@ FEATURE_GROUPS: dict[str, tuple[str, ...]] = {
 }
 
 
-def _multirow_layout(config: FeatureConfig) -> list[tuple[str, int]]:
+def _layout(config: FeatureConfig) -> list[tuple[str, int | None, tuple[str, ...]]]:
+    """(track, rows or None for a scalar track, statistics), in vector order."""
     return [
-        ("contrast", N_CONTRAST_BANDS),
-        ("mfcc", config.n_mfcc),
-        ("mfcc_delta", config.n_mfcc),
-        ("mfcc_delta2", config.n_mfcc),
-        ("chroma", N_CHROMA),
-        ("tonnetz", N_TONNETZ),
+        *[(track, None, FRAME_STATISTICS) for track in SCALAR_TRACKS],
+        ("contrast", N_CONTRAST_BANDS, COEFFICIENT_STATISTICS),
+        ("mfcc", config.n_mfcc, FRAME_STATISTICS),
+        ("mfcc_delta", config.n_mfcc, COEFFICIENT_STATISTICS),
+        ("mfcc_delta2", config.n_mfcc, COEFFICIENT_STATISTICS),
+        ("chroma", N_CHROMA, COEFFICIENT_STATISTICS),
+        ("tonnetz", N_TONNETZ, COEFFICIENT_STATISTICS),
     ]
 
 
 def feature_names(config: FeatureConfig | None = None) -> list[str]:
-    """The ordered feature names for ``config``, e.g. ``zcr_mean``, ``mfcc_03_std``, ``f0_p50``."""
+    """The ordered feature names for ``config``, e.g. ``zcr_mean``, ``mfcc_03_p90``, ``f0_p50``."""
     config = config or FeatureConfig()
-    names = [name for track in _SCALAR_TRACKS for name in summary_names(track, None, FRAME_STATISTICS)]
-    for track, n_rows in _multirow_layout(config):
-        names += summary_names(track, n_rows, COEFFICIENT_STATISTICS)
+    names = [name for track, rows, stats in _layout(config) for name in summary_names(track, rows, stats)]
     return names + list(_PITCH_NAMES)
 
 
@@ -72,21 +76,35 @@ def _pitch_summary(f0: np.ndarray, voiced: np.ndarray) -> np.ndarray:
     return np.array([voiced.mean(), voiced_f0.mean(), voiced_f0.std(), p10, p50, p90])
 
 
+@functools.cache
+def _blas_threads() -> Any:
+    """Controller of the BLAS thread pools of numpy and scipy (loaded with librosa)."""
+    import librosa  # noqa: F401
+    from threadpoolctl import ThreadpoolController
+
+    return ThreadpoolController()
+
+
 def extract_vector(signal: np.ndarray, config: FeatureConfig) -> np.ndarray:
     """The feature values of a mono signal already at ``config.sample_rate``, as named by
-    :func:`feature_names`. One STFT and one pitch track feed every group."""
-    magnitude = magnitude_spectrogram(signal, config)
-    power = magnitude**2
-    scalars = frame_tracks(signal, magnitude, config)
-    tracks: dict[str, np.ndarray] = {
-        "contrast": contrast_track(magnitude, config),
-        **cepstral_tracks(power, config),
-        **tonal_tracks(power, config),
-    }
-    parts = [summarize(scalars[name], FRAME_STATISTICS) for name in _SCALAR_TRACKS]
-    parts += [summarize(tracks[name], COEFFICIENT_STATISTICS) for name, _ in _multirow_layout(config)]
-    f0 = f0_track(signal, config)
-    parts.append(_pitch_summary(f0, voiced_frames(f0, scalars["rms"], config)))
+    :func:`feature_names`. One STFT and one pitch track feed every group.
+
+    Matrix products run on one BLAS thread: multithreaded float32 products (mel and chroma
+    filter banks) round differently with the number of threads, and a vector must not depend
+    on the process or the machine that computed it (pool workers run one thread each).
+    """
+    with _blas_threads().limit(limits=1, user_api="blas"):
+        magnitude = magnitude_spectrogram(signal, config)
+        power = magnitude**2
+        tracks: dict[str, np.ndarray] = {
+            **frame_tracks(signal, magnitude, config),
+            "contrast": contrast_track(magnitude, config),
+            **cepstral_tracks(power, config),
+            **tonal_tracks(power, config),
+        }
+        parts = [summarize(tracks[track], stats) for track, _, stats in _layout(config)]
+        f0 = f0_track(signal, config)
+        parts.append(_pitch_summary(f0, voiced_frames(f0, tracks["rms_db"], config)))
     return np.concatenate(parts)
 
 
@@ -111,13 +129,14 @@ def extract_features(
     Raises
     ------
     AudioError
-        Empty, too short, all-zero or non-finite input.
+        Empty, shorter than :data:`~ser_classic.audio.MIN_DURATION_SECONDS`, all-zero (also
+        after resampling), non-finite, or beyond :data:`~ser_classic.audio.MAX_PEAK_AMPLITUDE`.
     """
     config = config or FeatureConfig()
-    mono = audio.to_mono(np.asarray(signal, dtype=np.float32))
-    audio.check_signal(mono, sample_rate)
-    mono = audio.resample(mono, sample_rate, config.sample_rate).astype(np.float32, copy=False)
-    audio.check_signal(mono, config.sample_rate)
+    mono = audio.to_mono(np.asarray(signal, dtype=np.float64))
+    audio.check_signal(mono, sample_rate)  # before float32, where huge values would overflow
+    mono = audio.resample(mono.astype(np.float32), sample_rate, config.sample_rate).astype(np.float32, copy=False)
+    audio.check_signal(mono, config.sample_rate, max_peak=None)  # resampling may overshoot the input's peak
     values = extract_vector(mono, config)
     if not np.all(np.isfinite(values)):
         raise AudioError("features are not finite for this signal")
@@ -224,9 +243,7 @@ class FeatureExtractor(TransformerMixin, BaseEstimator):
             if isinstance(result, SERError):
                 if errors == "raise":
                     raise result
-                import logging
-
-                logging.getLogger(__name__).warning("skipped %s", result)
+                _log.warning("skipped %s", result)
                 continue
             rows.append(result)
             index.append(str(path))

@@ -23,14 +23,13 @@ def f0_track(signal: np.ndarray, config: FeatureConfig) -> np.ndarray:
     )
 
 
-def voiced_frames(f0: np.ndarray, rms: np.ndarray, config: FeatureConfig) -> np.ndarray:
+def voiced_frames(f0: np.ndarray, level_db: np.ndarray, config: FeatureConfig) -> np.ndarray:
     """Boolean mask of voiced frames.
 
-    A frame is voiced when it is loud (RMS within ``voicing_db`` of the loudest frame) and
-    YIN found a period strictly inside the search range: YIN returns the range's edges when
-    there is no periodicity to find.
+    A frame is voiced when it is loud (RMS level within ``voicing_db`` of the loudest frame)
+    and YIN found a period strictly inside the search range: YIN returns the range's edges
+    when there is no periodicity to find.
     """
-    loudest = float(rms.max())
-    loud = rms >= loudest * 10.0 ** (-config.voicing_db / 20.0) if loudest > 0 else np.zeros_like(rms, bool)
+    loud = level_db >= level_db.max() - config.voicing_db
     in_range = (f0 > config.f0_min_hz * 1.01) & (f0 < config.f0_max_hz * 0.99)
     return loud & in_range

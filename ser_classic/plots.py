@@ -1,0 +1,185 @@
+"""Pictures of one recording for people: waveform, mel spectrogram and F0 contour.
+
+:func:`signal_tracks` computes what the pictures show with the feature extractor's own
+functions (one STFT, the same pitch tracker, voicing rule and trimming), so a picture shows
+what the model's features were computed from. The ``*_figure`` functions only draw; they use
+matplotlib's object API (no pyplot state), so several threads can draw at once, and return a
+:class:`matplotlib.figure.Figure` to show or ``savefig``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from .audio import trim_bounds
+from .features.config import FeatureConfig
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+__all__ = ["SignalTracks", "signal_tracks", "waveform_figure", "mel_spectrogram_figure", "f0_figure"]
+
+#: Width and height (inches) of every signal picture; they stack in a column on one page.
+FIGURE_SIZE = (10.0, 2.5)
+#: Dynamic range shown by the mel spectrogram (dB below its loudest bin).
+MEL_RANGE_DB = 80.0
+#: Points per waveform envelope: long recordings are drawn as min/max per bin, not per sample.
+ENVELOPE_POINTS = 2000
+
+
+@dataclass(frozen=True)
+class SignalTracks:
+    """Frame-wise views of one mono signal, frames aligned with the extractor's STFT.
+
+    Attributes
+    ----------
+    signal : np.ndarray [shape=(n,)]
+        The signal at ``config.sample_rate``.
+    config : FeatureConfig
+        The settings the tracks were computed with.
+    frame_seconds : np.ndarray [shape=(n_frames,)]
+        Centre time of each frame.
+    mel_db : np.ndarray [shape=(n_mels, n_frames)]
+        Mel power spectrogram in dB relative to its loudest bin.
+    f0_hz : np.ndarray [shape=(n_frames,)]
+        F0 estimate on voiced frames, NaN elsewhere.
+    voiced : np.ndarray [shape=(n_frames,), dtype=bool]
+        The extractor's voicing rule applied to each frame.
+    kept_seconds : tuple of float
+        ``(start, end)`` of the part the extractor keeps after trimming silence (the whole
+        signal when ``config.trim_db`` is ``None``).
+    """
+
+    signal: np.ndarray
+    config: FeatureConfig
+    frame_seconds: np.ndarray
+    mel_db: np.ndarray
+    f0_hz: np.ndarray
+    voiced: np.ndarray
+    kept_seconds: tuple[float, float]
+
+    @property
+    def duration_seconds(self) -> float:
+        return self.signal.shape[0] / self.config.sample_rate
+
+
+def signal_tracks(signal: np.ndarray, config: FeatureConfig | None = None) -> SignalTracks:
+    """Mel spectrogram, F0, voicing and trimmed region of a mono signal at ``config.sample_rate``.
+
+    Parameters
+    ----------
+    signal : np.ndarray [shape=(n,)]
+        Finite mono signal, at least :data:`ser_classic.audio.MIN_DURATION_SECONDS` long.
+    config : FeatureConfig, optional
+        Extractor settings (those of the model in use); the defaults when ``None``.
+    """
+    import librosa
+
+    from .features.pitch import f0_track, voiced_frames
+    from .features.spectral import frame_tracks, magnitude_spectrogram
+
+    config = config or FeatureConfig()
+    magnitude = magnitude_spectrogram(signal, config)
+    mel = librosa.feature.melspectrogram(S=magnitude**2, sr=config.sample_rate, n_mels=config.n_mels)
+    mel_db = librosa.power_to_db(mel, ref=np.max, top_db=MEL_RANGE_DB)
+    f0 = f0_track(signal, config)
+    voiced = voiced_frames(f0, frame_tracks(signal, magnitude, config)["rms_db"], config)
+    frames = np.arange(magnitude.shape[1])
+    if config.trim_db is None:
+        start, end = 0, signal.shape[0]
+    else:
+        start, end = trim_bounds(signal, config.trim_db)
+    return SignalTracks(
+        signal=signal,
+        config=config,
+        frame_seconds=librosa.frames_to_time(frames, sr=config.sample_rate, hop_length=config.hop_length),
+        mel_db=mel_db,
+        f0_hz=np.where(voiced, f0, np.nan),
+        voiced=voiced,
+        kept_seconds=(start / config.sample_rate, end / config.sample_rate),
+    )
+
+
+def _new_axes(*, colorbar: bool = False) -> tuple[Figure, Any, Any]:
+    """A figure with fixed margins (a layout engine would cost more than the drawing), its axes,
+    and an axes for a colour bar on the right when asked, else ``None``."""
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=FIGURE_SIZE, dpi=100)
+    right = 0.9 if colorbar else 0.98
+    axes = figure.add_axes((0.075, 0.19, right - 0.075, 0.71))
+    bar = figure.add_axes((right + 0.01, 0.19, 0.012, 0.71)) if colorbar else None
+    return figure, axes, bar
+
+
+def _envelope(signal: np.ndarray, sample_rate: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(seconds, lower, upper)``: min and max of the signal in up to :data:`ENVELOPE_POINTS` bins."""
+    n_bins = min(ENVELOPE_POINTS, signal.shape[0])
+    edges = np.linspace(0, signal.shape[0], n_bins + 1).astype(int)
+    lower = np.minimum.reduceat(signal, edges[:-1])
+    upper = np.maximum.reduceat(signal, edges[:-1])
+    return edges[:-1] / sample_rate, lower, upper
+
+
+def waveform_figure(tracks: SignalTracks) -> Figure:
+    """Waveform with the part kept after trimming shaded and voiced frames marked beneath it."""
+    figure, axes, _ = _new_axes()
+    seconds, lower, upper = _envelope(tracks.signal, tracks.config.sample_rate)
+    axes.fill_between(seconds, lower, upper, color="#3b6ea8", linewidth=0.6, step="post")
+    start, end = tracks.kept_seconds
+    trim_label = "kept after trimming" if tracks.config.trim_db is None else f"kept after trimming ({tracks.config.trim_db:g} dB)"
+    axes.axvspan(start, end, color="#f2c14e", alpha=0.25, label=trim_label)
+    peak = float(np.max(np.abs(tracks.signal))) or 1.0
+    voiced_level = np.where(tracks.voiced, -1.12 * peak, np.nan)
+    axes.plot(tracks.frame_seconds, voiced_level, color="#2a9d5c", linewidth=4, solid_capstyle="butt", label="voiced frames")
+    axes.set_xlim(0, tracks.duration_seconds)
+    axes.set_ylim(-1.25 * peak, 1.1 * peak)
+    axes.set_xlabel("time (s)")
+    axes.set_ylabel("amplitude")
+    axes.set_title("Waveform", fontsize=10)
+    axes.legend(loc="upper right", fontsize=8, framealpha=0.8)
+    return figure
+
+
+def mel_spectrogram_figure(tracks: SignalTracks) -> Figure:
+    """Mel spectrogram (dB) with a frequency axis in Hz."""
+    import librosa.display
+
+    figure, axes, bar = _new_axes(colorbar=True)
+    image = librosa.display.specshow(
+        tracks.mel_db,
+        sr=tracks.config.sample_rate,
+        hop_length=tracks.config.hop_length,
+        n_fft=tracks.config.n_fft,
+        x_axis="time",
+        y_axis="mel",
+        cmap="magma",
+        ax=axes,
+    )
+    figure.colorbar(image, cax=bar, format="%+.0f dB")
+    axes.set_xlabel("time (s)")
+    axes.set_title(f"Mel spectrogram ({tracks.config.n_mels} bands)", fontsize=10)
+    return figure
+
+
+def f0_figure(tracks: SignalTracks) -> Figure:
+    """F0 contour over voiced frames, on the pitch tracker's search range."""
+    figure, axes, _ = _new_axes()
+    axes.plot(tracks.frame_seconds, tracks.f0_hz, color="#c0392b", linewidth=1.5)
+    voiced_f0 = tracks.f0_hz[tracks.voiced]
+    if voiced_f0.size:
+        median = float(np.median(voiced_f0))
+        axes.axhline(median, color="grey", linestyle="--", linewidth=0.8, label=f"median {median:.0f} Hz")
+        axes.legend(loc="upper right", fontsize=8)
+        title = f"F0 contour ({100 * tracks.voiced.mean():.0f}% of frames voiced)"
+    else:
+        title = "F0 contour (no voiced frames found)"
+    axes.set_xlim(0, tracks.duration_seconds)
+    axes.set_ylim(tracks.config.f0_min_hz, tracks.config.f0_max_hz)
+    axes.set_xlabel("time (s)")
+    axes.set_ylabel("F0 (Hz)")
+    axes.set_title(title, fontsize=10)
+    return figure

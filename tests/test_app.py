@@ -1,0 +1,333 @@
+"""The Gradio demo: served on loopback and driven with gradio_client; its handler called directly."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import pytest
+import soundfile
+
+from demo_support import free_port, serve, write_concatenation
+from ser_classic.models import DEFAULT_MODEL_PATH
+
+#: The model served and compared with ``ser predict``: the bundled one, whatever its training.
+MODEL = DEFAULT_MODEL_PATH
+#: Limits of the served demo: small, so the tests can exceed them cheaply.
+MAX_SECONDS = 30
+MAX_MEGABYTES = 2
+
+
+@pytest.fixture(scope="module")
+def clips(actor_01: Path, angry_clip: Path) -> list[Path]:
+    """Eight clips of actor 1, the strong angry one first."""
+    others = [path for path in sorted(actor_01.glob("*.flac")) if path != angry_clip]
+    return [angry_clip, *others[::8][:7]]
+
+
+@pytest.fixture(scope="module")
+def cli_rows(clips: list[Path], tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, Any]]:
+    """``ser predict`` (the real command, bundled model) on the clips: file name -> row."""
+    output = tmp_path_factory.mktemp("cli") / "predictions.jsonl"
+    command = [sys.executable, "-c", "from ser_classic.cli import main; main()", "predict", *map(str, clips)]
+    subprocess.run([*command, "--model", str(MODEL), "--output", str(output), "--jobs", "1"], check=True, capture_output=True)
+    rows = [json.loads(line) for line in output.read_text().splitlines()]
+    return {Path(row["path"]).name: row for row in rows}
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory):
+    port = free_port()
+    log = tmp_path_factory.mktemp("server") / "demo.log"
+    command = [
+        sys.executable, "app_gradio.py", "--port", str(port),
+        "--max-seconds", str(MAX_SECONDS), "--max-megabytes", str(MAX_MEGABYTES), "--concurrency", "2",
+        "--models-dir", str(MODEL.parent),
+    ]  # fmt: skip
+    with serve(command, port, log) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def client(server: tuple[str, subprocess.Popen]):
+    from gradio_client import Client
+
+    return Client(server[0], verbose=False)
+
+
+def _ask(client: Any, path: Path) -> tuple:
+    from gradio_client import handle_file
+
+    return client.predict(handle_file(str(path)), MODEL.stem, api_name="/analyze")
+
+
+def _summary_and_result(outputs: tuple) -> tuple[str, dict[str, Any]]:
+    return outputs[0], outputs[2]
+
+
+def _value(output: Any) -> Any:
+    """The value of an output the page also shows or hides (a Gradio update)."""
+    return output["value"] if isinstance(output, dict) and output.get("__type__") == "update" else output
+
+
+@pytest.fixture(scope="module")
+def angry_outputs(client: Any, angry_clip: Path) -> tuple:
+    return _ask(client, angry_clip)
+
+
+def _assert_error_message(outputs: tuple, reason: str) -> None:
+    summary, result = _summary_and_result(outputs)
+    assert reason in result["error"]
+    assert summary.startswith("### Error") and reason in summary
+    assert "Traceback" not in summary
+    assert not outputs[1] and outputs[3] is None, "no probabilities or pictures for a failed request"
+
+
+# ----------------------------------------------------------------------------- served
+def test_served_clip_gets_the_same_label_and_probabilities_as_ser_predict(
+    angry_outputs: tuple, cli_rows: dict[str, dict[str, Any]], angry_clip: Path
+) -> None:
+    summary, result = _summary_and_result(angry_outputs)
+    expected = cli_rows[angry_clip.name]
+    assert result["error"] == ""
+    assert result["emotion"] == expected["emotion"]
+    assert result["confidence"] == pytest.approx(expected["confidence"], abs=1e-9)
+    for label, probability in result["probabilities"].items():
+        assert probability == pytest.approx(expected[f"p_{label}"], abs=1e-9)
+    assert summary.startswith(f"## {expected['emotion']}")
+    label = angry_outputs[1]
+    assert label["label"] == expected["emotion"]
+    assert {item["label"] for item in label["confidences"]} == set(result["probabilities"])
+
+
+def test_served_result_shows_waveform_spectrogram_f0_file_info_and_timeline(angry_outputs: tuple, angry_clip: Path) -> None:
+    _, _, result, waveform, spectrogram, f0, file_info, timeline, segments = angry_outputs
+    for picture in (waveform, spectrogram, f0):
+        assert picture["type"] == "matplotlib" and picture["plot"].startswith("data:image/")
+    header = soundfile.info(str(angry_clip))
+    assert result["file_info"]["sample_rate"] == header.samplerate == 48000
+    assert result["file_info"]["channels"] == header.channels
+    assert result["file_info"]["duration_seconds"] == pytest.approx(header.duration, abs=1e-3)
+    assert f"{header.samplerate} Hz" in file_info and f"{header.duration:.2f} s" in file_info
+    # a RAVDESS clip (about 4 s) is longer than one 3 s window: its speech and silences are
+    # segmented, but its speech (about 2 s) fills one window only: no chart repeating the result
+    emotions = [row[2] for row in _value(segments)["data"]]
+    assert "non-speech" in emotions and set(emotions) - {"non-speech"} <= set(result["probabilities"])
+    assert _value(timeline) is None
+
+
+@pytest.mark.parametrize(("suffix", "file_format"), [(".mp3", "MP3"), (".ogg", "OGG")])
+def test_compressed_uploads_get_the_same_answer_as_ser_predict(
+    client: Any, angry_clip: Path, tmp_path: Path, suffix: str, file_format: str
+) -> None:
+    from ser_classic.models import Model
+    from ser_classic.prediction import predict_files
+
+    signal, sample_rate = soundfile.read(angry_clip, dtype="float32")
+    compressed = tmp_path / f"angry{suffix}"
+    soundfile.write(compressed, signal, sample_rate, format=file_format)
+    _, result = _summary_and_result(_ask(client, compressed))
+    expected = next(predict_files([compressed], Model.load(MODEL)))
+    assert result["error"] == "" and result["file_info"]["format"] == file_format
+    assert result["emotion"] == expected["emotion"]
+    assert result["confidence"] == pytest.approx(expected["confidence"], abs=1e-9)
+
+
+def test_text_file_named_wav_gets_an_error_message(client: Any, tmp_path: Path) -> None:
+    fake = tmp_path / "notes.wav"
+    fake.write_text("this is not audio\n" * 20)
+    _assert_error_message(_ask(client, fake), "not a readable audio file")
+
+
+def test_empty_upload_gets_an_error_message(client: Any, tmp_path: Path) -> None:
+    empty = tmp_path / "empty.wav"
+    empty.touch()
+    _assert_error_message(_ask(client, empty), "empty file")
+
+
+def test_too_long_upload_gets_an_error_message(client: Any, tmp_path: Path) -> None:
+    long_file = tmp_path / "long.wav"
+    sample_rate = 8000
+    noise = 0.1 * np.random.default_rng(0).standard_normal((MAX_SECONDS + 5) * sample_rate)
+    soundfile.write(long_file, noise, sample_rate, subtype="PCM_16")
+    outputs = _ask(client, long_file)
+    _assert_error_message(outputs, "too long")
+    assert f"up to {MAX_SECONDS} s" in outputs[0]
+
+
+def test_too_large_upload_is_refused(server: tuple[str, subprocess.Popen], client: Any, tmp_path: Path) -> None:
+    large = tmp_path / "large.wav"
+    sample_rate = 22050
+    noise = 0.1 * np.random.default_rng(1).standard_normal(MAX_MEGABYTES * 1_000_000 // 2 + 1000)  # 16-bit samples
+    soundfile.write(large, noise, sample_rate, subtype="PCM_16")
+    assert large.stat().st_size > MAX_MEGABYTES * 1_000_000
+    with large.open("rb") as stream:
+        answer = httpx.post(f"{server[0]}/gradio_api/upload", files={"files": ("large.wav", stream)}, timeout=60)
+    assert answer.status_code == 413
+    with pytest.raises(ValueError, match="maximum file size"):
+        _ask(client, large)
+
+
+def test_server_paths_from_the_client_are_refused(server: tuple[str, subprocess.Popen], angry_clip: Path) -> None:
+    """Only files uploaded through Gradio are read: a path on the server is not."""
+    payload = {"data": [{"path": str(angry_clip), "meta": {"_type": "gradio.FileData"}}, MODEL.stem]}
+    event = httpx.post(f"{server[0]}/gradio_api/call/analyze", json=payload, timeout=30).json()
+    stream = httpx.get(f"{server[0]}/gradio_api/call/analyze/{event['event_id']}", timeout=60).text
+    assert "event: error" in stream
+    assert angry_clip.stem not in stream
+
+
+def test_unknown_model_names_are_refused(client: Any, angry_clip: Path) -> None:
+    from gradio_client import handle_file
+    from gradio_client.exceptions import AppError
+
+    with pytest.raises(AppError, match="not in the list of choices"):
+        client.predict(handle_file(str(angry_clip)), f"../{MODEL.stem}", api_name="/analyze")
+
+
+def test_eight_concurrent_requests_all_answer(client: Any, clips: list[Path], cli_rows: dict[str, dict[str, Any]]) -> None:
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        answers = list(pool.map(lambda path: _ask(client, path), clips))
+    for path, outputs in zip(clips, answers, strict=True):
+        _, result = _summary_and_result(outputs)
+        assert result["error"] == "" and result["emotion"] == cli_rows[path.name]["emotion"]
+
+
+def test_loopback_load_of_50_requests_8_at_a_time_has_no_errors(
+    client: Any, clips: list[Path], cli_rows: dict[str, dict[str, Any]]
+) -> None:
+    requests = [clips[index % len(clips)] for index in range(50)]
+    started = time.monotonic()
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        answers = list(pool.map(lambda path: _ask(client, path), requests))
+    elapsed = time.monotonic() - started
+    answered = list(zip(requests, answers, strict=True))
+    errors = [(path.name, outputs[2].get("error")) for path, outputs in answered if outputs[2].get("error")]
+    assert errors == []
+    assert all(outputs[2]["emotion"] == cli_rows[path.name]["emotion"] for path, outputs in answered)
+    assert elapsed < 150, f"50 requests took {elapsed:.0f} s"
+
+
+def test_server_listens_on_loopback_only(server: tuple[str, subprocess.Popen]) -> None:
+    import psutil
+
+    listening = [c for c in psutil.Process(server[1].pid).net_connections(kind="inet") if c.status == psutil.CONN_LISTEN]
+    assert listening and {c.laddr.ip for c in listening} == {"127.0.0.1"}
+
+
+# ----------------------------------------------------------------------------- the handler itself
+@pytest.mark.parametrize(
+    ("case", "reason"),
+    [
+        ("nothing", "no audio"),
+        ("directory", "is a directory"),
+        ("png", "not a readable audio file"),
+        ("too_large", "too large"),
+        ("unknown_model", "unknown model"),
+    ],
+)
+def test_handler_never_raises_and_says_what_is_wrong(case: str, reason: str, tmp_path: Path, angry_clip: Path) -> None:
+    from app_gradio import Limits, analyze
+
+    path, model_name, limits = angry_clip, None, Limits()
+    if case == "nothing":
+        path = None
+    elif case == "directory":
+        path = tmp_path / "folder.wav"
+        path.mkdir()
+    elif case == "png":
+        path = tmp_path / "picture.wav"
+        path.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(200))
+    elif case == "too_large":
+        limits = Limits(max_megabytes=0.01)
+    else:
+        model_name = "/etc/passwd"
+    analysis = analyze(path, model_name, models_dir=MODEL.parent, limits=limits)
+    assert reason in analysis.error
+    assert analysis.summary.startswith("### Error") and reason in analysis.summary
+    assert analysis.probabilities is None and analysis.waveform is None
+
+
+def test_long_recording_gets_an_emotion_timeline_chart_and_short_one_does_not(actor_01: Path, tmp_path: Path) -> None:
+    from app_gradio import TIMELINE_WINDOW_SECONDS, analyze
+
+    sources = [actor_01 / f"03-01-{emotion}-02-01-01-01.flac" for emotion in ("05", "04", "03")]
+    long_file = tmp_path / "three clips.wav"
+    write_concatenation(sources, long_file)
+    analysis = analyze(long_file, models_dir=MODEL.parent)
+    assert analysis.error == ""
+    assert analysis.timeline is not None and analysis.timeline.size[0] > 100
+    speech = analysis.segments[analysis.segments["emotion"] != "non-speech"]
+    assert len(speech) >= 1 and speech["end"].max() > 2 * TIMELINE_WINDOW_SECONDS
+
+    signal, sample_rate = soundfile.read(sources[0], dtype="float32")
+    short_file = tmp_path / "short.wav"
+    excerpt = signal[int(0.8 * sample_rate) : int((0.8 + TIMELINE_WINDOW_SECONDS - 0.5) * sample_rate)]
+    soundfile.write(short_file, excerpt, sample_rate)
+    short = analyze(short_file, models_dir=MODEL.parent)
+    assert short.error == "" and short.timeline is None and short.segments is None
+    assert short.waveform is not None and short.f0 is not None
+
+
+def test_model_picker_lists_the_bundled_default_first(tmp_path: Path) -> None:
+    from app_gradio import available_models
+    from ser_classic.models import DEFAULT_MODEL_PATH
+
+    for name in ("aaa.joblib", DEFAULT_MODEL_PATH.name, "zzz.joblib", "notes.txt"):
+        (tmp_path / name).touch()
+    assert list(available_models(tmp_path)) == [DEFAULT_MODEL_PATH.stem, "aaa", "zzz"]
+
+
+def test_a_per_speaker_model_is_refused_with_a_message(small_training_set: tuple, angry_clip: Path, tmp_path: Path) -> None:
+    """Per-speaker standardization needs many clips of one speaker; the demo has one upload."""
+    from app_gradio import analyze
+    from ser_classic.models import train
+
+    features, labels = small_training_set
+    speakers = [Path(path).parent.name for path in features.index]
+    train(features, labels, classifier="logreg", speakers=speakers, speaker_norm=True).save(tmp_path / "per-speaker.joblib")
+    analysis = analyze(angry_clip, "per-speaker", models_dir=tmp_path)
+    assert "per speaker" in analysis.error and analysis.probabilities is None
+
+
+def test_model_tab_shows_the_card_and_its_confusion_matrix_when_the_card_has_one(tmp_path: Path) -> None:
+    from app_gradio import model_view
+    from ser_classic.models import card_path, read_card
+
+    card = read_card(MODEL)
+    n_classes = len(card["classes"])
+    for protocol in card.get("evaluation", {}).values():
+        protocol.pop("confusion_matrix", None)
+    (tmp_path / "plain.joblib").touch()
+    card_path(tmp_path / "plain.joblib").write_text(json.dumps(card))
+    confusion = (np.eye(n_classes, dtype=int) * 9 + 1).tolist()
+    speaker_scores = {**card.get("evaluation", {}).get("speaker", {}), "confusion_matrix": confusion}
+    with_matrix = {**card, "evaluation": {"speaker": speaker_scores}}
+    (tmp_path / "matrix.joblib").touch()
+    card_path(tmp_path / "matrix.joblib").write_text(json.dumps(with_matrix))
+
+    text, picture = model_view("plain", tmp_path)
+    assert picture is None and "no confusion matrix" in text
+    assert all(label in text for label in card["classes"]) and "#### Features" in text
+    text, picture = model_view("matrix", tmp_path)
+    assert picture is not None and picture.size[0] > 200
+    assert model_view("missing", tmp_path)[0].startswith("### Error")
+
+
+def test_ser_app_offers_the_demo_options() -> None:
+    from typer.testing import CliRunner
+
+    from ser_classic.cli import app
+
+    result = CliRunner().invoke(app, ["app", "--help"])
+    assert result.exit_code == 0
+    for option in ("--host", "--port", "--share", "--max-seconds", "--max-megabytes"):
+        assert option in result.output
+    assert "127.0.0.1" in result.output

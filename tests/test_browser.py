@@ -1,0 +1,137 @@
+"""End to end in a real browser: Debian's chromium, headless, driven by Playwright, against
+the demo started with ``ser app``."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from demo_support import free_port, serve, write_concatenation
+
+CHROMIUM = Path("/usr/bin/chromium")
+#: No sandbox (CI runs as root in a container), no GPU, no background traffic of its own; a
+#: fake microphone (a beep) that needs no permission prompt.
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--use-fake-device-for-media-stream",
+    "--use-fake-ui-for-media-stream",
+]
+RESULT_TIMEOUT_MS = 90_000
+
+
+@pytest.fixture(scope="module")
+def demo_url(tmp_path_factory: pytest.TempPathFactory):
+    port = free_port()
+    command = [sys.executable, "-c", "from ser_classic.cli import main; main()", "app", "--port", str(port)]
+    with serve(command, port, tmp_path_factory.mktemp("server") / "demo.log") as (url, _):
+        yield url
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Headless chromium; if it cannot start, the test fails with the reason (a skip outside CI)."""
+    from playwright.sync_api import sync_playwright
+
+    playwright = sync_playwright().start()
+    try:
+        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+    except Exception as error:  # Playwright reports a missing or broken browser in many ways
+        playwright.stop()
+        reason = f"chromium could not start from {CHROMIUM} (apt-get install chromium): {error}"
+        if os.environ.get("CI"):
+            pytest.fail(reason)
+        pytest.skip(reason)
+    yield launched
+    launched.close()
+    playwright.stop()
+
+
+@pytest.fixture()
+def page(browser: Any, demo_url: str):
+    """A fresh page on the demo; records every request that leaves this machine."""
+    context = browser.new_context(viewport={"width": 1280, "height": 900}, permissions=["microphone"])
+    page = context.new_page()
+    page.outside_requests = []
+    local = (demo_url, "data:", "blob:")
+    page.on("request", lambda request: None if request.url.startswith(local) else page.outside_requests.append(request.url))
+    page.goto(demo_url)
+    page.locator("#recording").wait_for()
+    yield page
+    context.close()
+
+
+def _upload(page: Any, path: Path) -> None:
+    page.locator("#recording input[type=file]").set_input_files(str(path))
+
+
+def test_uploaded_clip_shows_its_emotion_in_the_browser(page: Any, angry_clip: Path, tmp_path: Path) -> None:
+    from ser_classic.models import DEFAULT_MODEL_PATH, Model
+    from ser_classic.prediction import predict_files
+
+    expected = next(predict_files([angry_clip], Model.load(DEFAULT_MODEL_PATH)))["emotion"]
+    _upload(page, angry_clip)
+    headline = page.locator("#summary h2")
+    headline.wait_for(timeout=RESULT_TIMEOUT_MS)
+    assert headline.inner_text().strip() == expected
+    assert expected in page.locator("#probabilities").inner_text()
+    for picture in ("#waveform", "#spectrogram", "#f0"):
+        page.locator(f"{picture} img").wait_for(timeout=RESULT_TIMEOUT_MS)
+    assert "48000 Hz" in page.locator("#file-info").inner_text()
+    screenshot = tmp_path / "demo.png"
+    page.screenshot(path=str(screenshot), full_page=True)
+    assert screenshot.stat().st_size > 10_000
+    assert page.outside_requests == []
+
+
+def test_non_audio_upload_shows_an_error_message_not_a_traceback(page: Any, tmp_path: Path) -> None:
+    fake = tmp_path / "notes.wav"
+    fake.write_text("this is not audio\n" * 20)
+    _upload(page, fake)
+    summary = page.locator("#summary")
+    summary.get_by_text("not a readable audio file").wait_for(timeout=RESULT_TIMEOUT_MS)
+    assert "Error" in summary.inner_text()
+    assert "Traceback" not in page.locator("body").inner_text()
+
+
+def test_model_tab_shows_the_model_card(page: Any) -> None:
+    from ser_classic.models import DEFAULT_MODEL_PATH, read_card
+
+    card = read_card(DEFAULT_MODEL_PATH)
+    page.get_by_role("tab", name="Model").click()
+    text = page.locator("#card")
+    text.get_by_text("Cross-validated scores").wait_for(timeout=RESULT_TIMEOUT_MS)
+    assert all(label in text.inner_text() for label in card["classes"])
+
+
+def test_long_recording_shows_its_emotion_over_time(page: Any, actor_01: Path, tmp_path: Path) -> None:
+    recording = tmp_path / "angry sad happy.wav"
+    write_concatenation([actor_01 / f"03-01-{emotion}-02-01-01-01.flac" for emotion in ("05", "04", "03")], recording)
+    _upload(page, recording)
+    page.locator("#timeline img").wait_for(timeout=RESULT_TIMEOUT_MS)
+    page.locator("#summary h2").wait_for(timeout=RESULT_TIMEOUT_MS)
+    assert "non-speech" in page.locator("#segments").inner_text()
+    page.screenshot(path=str(tmp_path / "demo-timeline.png"), full_page=True)
+    assert page.outside_requests == []
+
+
+def test_microphone_recording_is_analysed(page: Any) -> None:
+    from ser_classic.models import DEFAULT_MODEL_PATH, read_card
+
+    page.get_by_role("button", name="Record audio").click()
+    recorder = page.locator("#recording")
+    recorder.get_by_role("button", name="Record", exact=True).click()
+    page.wait_for_timeout(2500)
+    recorder.get_by_role("button", name="Stop").first.click()
+    headline = page.locator("#summary h2")
+    headline.wait_for(timeout=RESULT_TIMEOUT_MS)
+    assert headline.inner_text().strip() in read_card(DEFAULT_MODEL_PATH)["classes"]
+    assert "WAV" in page.locator("#file-info").inner_text()

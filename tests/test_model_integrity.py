@@ -1,0 +1,220 @@
+"""Model artifacts are verified before use, and training is deterministic.
+
+Every refusal that the card alone can decide (hash, extractor version, feature names, missing
+card) is proved to happen *before unpickling*: the model file is replaced by a pickle whose
+loading would create a marker folder, and the marker must not appear. A control test shows
+that the same pickle, once the card vouches for it, is indeed executed on load: the card's
+SHA-256 is what stands between a modified file and ``pickle.load``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from ser_classic.cli import app
+from ser_classic.errors import ModelError
+from ser_classic.features import EXTRACTOR_VERSION
+from ser_classic.features.cache import file_sha256
+from ser_classic.models import CLASSIFIERS, Model, card_path, read_card, train
+
+
+class _CreatesMarkerWhenUnpickled:
+    """Unpickling an instance calls ``os.mkdir(marker)``: a visible side effect."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self) -> tuple[object, tuple[str]]:
+        return os.mkdir, (str(self.marker),)
+
+
+@pytest.fixture()
+def model_path(small_model_path: Path, tmp_path: Path) -> Path:
+    """A private copy of the small model and its card."""
+    target = tmp_path / "model" / "small.joblib"
+    target.parent.mkdir()
+    shutil.copy(small_model_path, target)
+    shutil.copy(card_path(small_model_path), card_path(target))
+    return target
+
+
+def _write_card(model: Path, card: dict) -> None:
+    card_path(model).write_text(json.dumps(card))
+
+
+def _plant_side_effect_pickle(model: Path, marker: Path, *, vouch: bool) -> None:
+    """Replace the model file by a side-effect pickle; with ``vouch`` the card's hash matches it."""
+    model.write_bytes(pickle.dumps(_CreatesMarkerWhenUnpickled(marker)))
+    if vouch:
+        card = read_card(model)
+        card["artifact"]["sha256"] = file_sha256(model)
+        _write_card(model, card)
+
+
+def test_saved_model_loads_and_predicts_as_trained(small_training_set, tmp_path: Path) -> None:
+    features, labels = small_training_set
+    model = train(features, labels, classifier="logreg", seed=0)
+    model.save(tmp_path / "m.joblib")
+    loaded = Model.load(tmp_path / "m.joblib")
+    assert loaded.classes == model.classes and loaded.feature_names == model.feature_names
+    np.testing.assert_array_equal(loaded.predict_proba(features).to_numpy(), model.predict_proba(features).to_numpy())
+
+
+@pytest.mark.parametrize("damage", ["one flipped byte", "truncated", "one byte appended"])
+def test_modified_model_bytes_are_refused(model_path: Path, damage: str) -> None:
+    data = bytearray(model_path.read_bytes())
+    if damage == "one flipped byte":
+        data[len(data) // 2] ^= 0x01
+    elif damage == "truncated":
+        data = data[: len(data) - 100]
+    else:
+        data += b"\x00"
+    model_path.write_bytes(bytes(data))
+    with pytest.raises(ModelError, match="SHA-256 of the file does not match its model card") as raised:
+        Model.load(model_path)
+    assert str(model_path) in str(raised.value)
+
+
+def test_hash_mismatch_is_refused_before_unpickling(model_path: Path, tmp_path: Path) -> None:
+    marker = tmp_path / "unpickled"
+    _plant_side_effect_pickle(model_path, marker, vouch=False)
+    with pytest.raises(ModelError, match="SHA-256"):
+        Model.load(model_path)
+    assert not marker.exists()
+
+
+def test_control_a_vouched_pickle_is_executed_then_rejected(model_path: Path, tmp_path: Path) -> None:
+    """The marker pickle does run when the card's hash matches it: the check above is what
+    prevented it. (Hence the trust model: whoever can rewrite both files can run code.)"""
+    marker = tmp_path / "unpickled"
+    _plant_side_effect_pickle(model_path, marker, vouch=True)
+    with pytest.raises(ModelError, match="not a ser-classic model artifact"):
+        Model.load(model_path)
+    assert marker.is_dir()
+
+
+def _card_for_other_version(card: dict) -> None:
+    card["feature_config"]["version"] = f"{EXTRACTOR_VERSION}-other"
+
+
+def _card_with_renamed_feature(card: dict) -> None:
+    card["feature_names"][3] = "loudness_mean"
+
+
+def _card_with_reordered_features(card: dict) -> None:
+    card["feature_names"][0], card["feature_names"][1] = card["feature_names"][1], card["feature_names"][0]
+
+
+def _card_with_unknown_setting(card: dict) -> None:
+    card["feature_config"]["window"] = "kaiser"
+
+
+@pytest.mark.parametrize(
+    ("edit", "reason"),
+    [
+        (_card_for_other_version, "feature extractor version"),
+        (_card_with_renamed_feature, "feature names differ"),
+        (_card_with_reordered_features, "feature names differ"),
+        (_card_with_unknown_setting, "feature settings are not this extractor's"),
+    ],
+    ids=["other extractor version", "renamed feature", "reordered features", "unknown setting"],
+)
+def test_incompatible_card_is_refused_before_unpickling(model_path: Path, tmp_path: Path, edit, reason: str) -> None:
+    marker = tmp_path / "unpickled"
+    _plant_side_effect_pickle(model_path, marker, vouch=True)
+    card = read_card(model_path)
+    edit(card)
+    _write_card(model_path, card)
+    with pytest.raises(ModelError, match=reason):
+        Model.load(model_path)
+    assert not marker.exists()
+
+
+def test_missing_card_is_refused_before_unpickling(model_path: Path, tmp_path: Path) -> None:
+    marker = tmp_path / "unpickled"
+    _plant_side_effect_pickle(model_path, marker, vouch=True)
+    card_path(model_path).unlink()
+    with pytest.raises(ModelError, match="model card small.card.json is missing"):
+        Model.load(model_path)
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize("text", ["{not json", "[1, 2]", '{"artifact": "abc", "feature_config": 7}'])
+def test_malformed_card_is_refused_with_model_error(model_path: Path, text: str) -> None:
+    card_path(model_path).write_text(text)
+    with pytest.raises(ModelError):
+        Model.load(model_path)
+
+
+def test_missing_model_file_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ModelError, match="no such model file"):
+        Model.load(tmp_path / "absent.joblib")
+
+
+def test_artifact_whose_features_disagree_with_its_card_is_refused(model_path: Path) -> None:
+    """Names stored inside the pickle are checked too (this one is necessarily after unpickling)."""
+    import joblib
+
+    artifact = joblib.load(model_path)
+    artifact["feature_names"] = list(reversed(artifact["feature_names"]))
+    joblib.dump(artifact, model_path)
+    card = read_card(model_path)
+    card["artifact"]["sha256"] = file_sha256(model_path)
+    _write_card(model_path, card)
+    with pytest.raises(ModelError, match="artifact and model card disagree"):
+        Model.load(model_path)
+
+
+def test_cli_refuses_a_tampered_model_in_one_line(model_path: Path, angry_clip: Path) -> None:
+    data = bytearray(model_path.read_bytes())
+    data[-10] ^= 0xFF
+    model_path.write_bytes(bytes(data))
+    result = CliRunner().invoke(app, ["predict", str(angry_clip), "--model", str(model_path), "--format", "csv", "--jobs", "1"])
+    assert result.exit_code == 2
+    assert result.stdout == ""
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "SHA-256" in lines[0] and str(model_path) in lines[0]
+
+
+@pytest.mark.parametrize("classifier", sorted(CLASSIFIERS))
+def test_training_twice_with_the_same_seed_gives_identical_probabilities(small_training_set, classifier: str) -> None:
+    features, labels = small_training_set
+    first = train(features, labels, classifier=classifier, seed=7).predict_proba(features)
+    second = train(features, labels, classifier=classifier, seed=7).predict_proba(features)
+    np.testing.assert_array_equal(first.to_numpy(), second.to_numpy())
+    assert list(first.columns) == list(second.columns)
+
+
+def test_the_seed_matters_for_a_randomized_classifier(small_training_set) -> None:
+    """Sensitivity check of the test above: XGBoost subsamples rows and columns by the seed."""
+    features, labels = small_training_set
+    first = train(features, labels, classifier="xgboost", seed=1).predict_proba(features)
+    second = train(features, labels, classifier="xgboost", seed=2).predict_proba(features)
+    assert not np.array_equal(first.to_numpy(), second.to_numpy())
+
+
+def test_the_same_train_command_gives_the_same_predictions(small_training_set, ravdess_root: Path, tmp_path: Path) -> None:
+    features, labels = small_training_set
+    manifest = tmp_path / "corpus.csv"
+    manifest.write_text("path,label\n" + "".join(f"{path},{label}\n" for path, label in zip(features.index, labels)))
+    cache = tmp_path / "cache"
+    clips = [str(ravdess_root / "Actor_04" / name) for name in ("03-01-05-02-01-01-04.flac", "03-01-04-01-02-01-04.flac")]
+    outputs = []
+    for run in ("first", "second"):
+        model = tmp_path / run / "model.joblib"
+        common = ["--jobs", "1", "--cache-dir", str(cache)]
+        trained = CliRunner().invoke(app, ["train", str(manifest), "--out", str(model), "--cv-folds", "0", "--seed", "3", *common])
+        assert trained.exit_code == 0, trained.output
+        predicted = CliRunner().invoke(app, ["predict", *clips, "--model", str(model), "--format", "csv", "--jobs", "1"])
+        assert predicted.exit_code == 0, predicted.output
+        outputs.append(predicted.stdout)
+    assert outputs[0] == outputs[1]
+    assert len(outputs[0].strip().splitlines()) == 1 + len(clips)

@@ -1,0 +1,102 @@
+"""The dask backend: the same calls on a dask.distributed cluster give the local results.
+
+A module-scoped ``LocalCluster`` of two worker processes on loopback plays the cluster that
+``--scheduler`` joins; ``ser features --backend dask`` starts its own.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import dask
+import distributed
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from ser_classic.cli import app
+from ser_classic.parallel import ordered_map, parallel_backend
+
+@pytest.fixture(scope="module")
+def clips(ravdess_root: Path) -> list[Path]:
+    """20 clips of two actors, every emotion, both intensities (one of them stereo in RAVDESS)."""
+    files = sorted((ravdess_root / "Actor_01").glob("*.flac")) + sorted((ravdess_root / "Actor_02").glob("*.flac"))
+    return files[::6][:20]
+
+
+@pytest.fixture(scope="module")
+def scheduler_address() -> Iterator[str]:
+    """Address of a running 2-worker cluster (processes, one thread each, loopback only)."""
+    with distributed.LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=":0"
+    ) as cluster:
+        yield cluster.scheduler_address
+
+
+def _item_and_pid(item: int) -> tuple[int, int]:
+    return item, os.getpid()
+
+
+def test_ordered_map_on_dask_runs_on_the_workers_in_input_order(scheduler_address: str) -> None:
+    with parallel_backend("dask", scheduler=scheduler_address):
+        results = list(ordered_map(_item_and_pid, list(range(40)), n_jobs=1))
+    assert [item for item, _ in results] == list(range(40))
+    worker_pids = {pid for _, pid in results}
+    assert os.getpid() not in worker_pids
+    assert 1 <= len(worker_pids) <= 2
+
+
+def test_ordered_map_is_local_again_after_the_dask_block(scheduler_address: str) -> None:
+    with parallel_backend("dask", scheduler=scheduler_address):
+        pass
+    assert {pid for _, pid in ordered_map(_item_and_pid, [1, 2, 3])} == {os.getpid()}
+
+
+def test_predict_on_a_joined_cluster_equals_local(clips: list[Path], scheduler_address: str) -> None:
+    paths = [str(path) for path in clips]
+    runner = CliRunner()
+    local = runner.invoke(app, ["predict", *paths, "--format", "csv", "--jobs", "1"])
+    remote = runner.invoke(app, ["predict", *paths, "--format", "csv", "--backend", "dask", "--scheduler", scheduler_address])
+    assert local.exit_code == 0, local.output
+    assert remote.exit_code == 0, remote.output
+    local_rows = [line for line in local.stdout.splitlines() if line.startswith(("path,", "/"))]
+    assert len(local_rows) == 1 + len(paths)
+    assert [line for line in remote.stdout.splitlines() if line.startswith(("path,", "/"))] == local_rows
+
+
+def test_features_on_a_two_worker_local_cluster_equal_local(clips: list[Path], tmp_path: Path) -> None:
+    manifest = tmp_path / "corpus.csv"
+    pd.DataFrame({"path": [str(p) for p in clips], "label": "x", "speaker": [p.parent.name for p in clips]}).to_csv(
+        manifest, index=False
+    )
+    runner = CliRunner()
+    local_out, dask_out = tmp_path / "local.parquet", tmp_path / "dask.parquet"
+    local = runner.invoke(app, ["features", str(manifest), "-o", str(local_out), "--jobs", "1", "--cache-dir", str(tmp_path / "c1")])
+    remote = runner.invoke(
+        app,
+        ["features", str(manifest), "-o", str(dask_out), "--backend", "dask", "--jobs", "2", "--cache-dir", str(tmp_path / "c2")],
+    )
+    assert local.exit_code == 0, local.output
+    assert remote.exit_code == 0, remote.output
+    local_table, dask_table = pd.read_parquet(local_out), pd.read_parquet(dask_out)
+    assert len(local_table) == len(clips)
+    pd.testing.assert_frame_equal(dask_table, local_table, check_exact=True)
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        (["--backend", "spark"], "unknown parallel backend 'spark'"),
+        (["--scheduler", "tcp://127.0.0.1:8786"], "needs the dask backend"),
+        (["--backend", "dask", "--scheduler", "tcp://127.0.0.1:9"], "no dask scheduler answering at tcp://127.0.0.1:9"),
+        (["--backend", "dask", "--scheduler", "scheduler:port"], "not a dask scheduler address: 'scheduler:port'"),
+    ],
+)
+def test_bad_backend_settings_fail_with_one_line(arguments: list[str], message: str, angry_clip: Path) -> None:
+    with dask.config.set({"distributed.comm.timeouts.connect": "1s"}):
+        result = CliRunner().invoke(app, ["predict", str(angry_clip), "--format", "csv", *arguments])
+    assert result.exit_code == 2
+    assert message in result.output
+    assert "Traceback" not in result.output

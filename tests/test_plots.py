@@ -1,0 +1,90 @@
+"""Signal pictures and the model card's text: what they compute, on real and synthetic audio."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ser_classic import audio
+from ser_classic.features import FeatureConfig, feature_names
+from ser_classic.model_card import card_markdown, feature_group_sizes, feature_groups
+from ser_classic.plots import ENVELOPE_POINTS, f0_figure, mel_spectrogram_figure, signal_tracks, waveform_figure
+
+
+@pytest.fixture()
+def padded_tone(tone: tuple[np.ndarray, int]) -> tuple[np.ndarray, int]:
+    """The 220 Hz tone with one second of near-silence before and after it."""
+    signal, sample_rate = tone
+    quiet = 1e-4 * np.random.default_rng(1).standard_normal(sample_rate).astype(np.float32)
+    return np.concatenate([quiet, signal, quiet]), sample_rate
+
+
+def test_tracks_find_the_pitch_and_the_kept_region_of_a_tone(padded_tone: tuple[np.ndarray, int]) -> None:
+    signal, sample_rate = padded_tone
+    tracks = signal_tracks(signal, FeatureConfig(sample_rate=sample_rate))
+    voiced_f0 = tracks.f0_hz[tracks.voiced]
+    assert np.median(voiced_f0) == pytest.approx(220, abs=5)
+    assert np.all(np.isnan(tracks.f0_hz[~tracks.voiced]))
+    inside = (tracks.frame_seconds > 1.2) & (tracks.frame_seconds < 2.8)
+    assert tracks.voiced[inside].mean() > 0.9 and not tracks.voiced[tracks.frame_seconds < 0.8].any()
+    start, end = tracks.kept_seconds
+    assert start == pytest.approx(1.0, abs=0.1) and end == pytest.approx(3.0, abs=0.1)
+    assert tracks.mel_db.shape == (tracks.config.n_mels, tracks.frame_seconds.size)
+    assert tracks.mel_db.max() == 0 and tracks.mel_db.min() >= -80
+
+
+def test_tracks_of_a_speech_clip_match_the_extractor_settings(angry_clip: Path) -> None:
+    config = FeatureConfig()
+    signal = audio.load(angry_clip, sample_rate=config.sample_rate)
+    tracks = signal_tracks(signal, config)
+    assert tracks.duration_seconds == pytest.approx(signal.size / config.sample_rate)
+    assert tracks.kept_seconds == tuple(b / config.sample_rate for b in audio.trim_bounds(signal, config.trim_db))
+    assert 0.2 < tracks.voiced.mean() < 0.9
+    assert np.all((tracks.f0_hz[tracks.voiced] > config.f0_min_hz) & (tracks.f0_hz[tracks.voiced] < config.f0_max_hz))
+
+
+def test_each_figure_draws_to_png(padded_tone: tuple[np.ndarray, int]) -> None:
+    signal, sample_rate = padded_tone
+    tracks = signal_tracks(signal, FeatureConfig(sample_rate=sample_rate))
+    for draw in (waveform_figure, mel_spectrogram_figure, f0_figure):
+        buffer = io.BytesIO()
+        draw(tracks).savefig(buffer, format="png")
+        assert buffer.getvalue().startswith(b"\x89PNG")
+
+
+def test_waveform_of_a_long_signal_is_drawn_as_a_bounded_envelope() -> None:
+    sample_rate = 8000
+    signal = 0.1 * np.random.default_rng(2).standard_normal(600 * sample_rate).astype(np.float32)
+    tracks = signal_tracks(signal, FeatureConfig(sample_rate=sample_rate, n_fft=512, hop_length=4096))
+    axes = waveform_figure(tracks).axes[0]
+    envelope = axes.collections[0].get_paths()[0].vertices
+    assert len(envelope) <= 4 * ENVELOPE_POINTS + 8
+    assert envelope[:, 1].max() == pytest.approx(signal.max()) and envelope[:, 1].min() == pytest.approx(signal.min())
+
+
+def test_every_feature_belongs_to_a_named_group() -> None:
+    names = feature_names()
+    groups = feature_groups(names)
+    assert "other" not in set(groups.values())
+    assert feature_groups(["mfcc_delta_01_mean", "mfcc_01_mean", "f0_p50", "made_up_1"]) == {
+        "mfcc_delta_01_mean": "cepstral",
+        "mfcc_01_mean": "cepstral",
+        "f0_p50": "pitch",
+        "made_up_1": "other",
+    }
+    assert sum(feature_group_sizes(names).values()) == len(names)
+
+
+def test_card_markdown_lists_classes_scores_and_feature_groups() -> None:
+    from ser_classic.models import DEFAULT_MODEL_PATH, read_card
+
+    card = read_card(DEFAULT_MODEL_PATH)
+    text = card_markdown(card)
+    assert all(label in text for label in card["classes"])
+    for protocol, scores in card.get("evaluation", {}).items():
+        assert f"| **{protocol}** |" in text and f"{scores['mean']['accuracy']:.3f}" in text
+    for group, size in feature_group_sizes(card["feature_names"]).items():
+        assert f"| {group} | {size} |" in text
