@@ -3,19 +3,20 @@
 One run, on the same RAVDESS clips (``--actors`` x ``--per-actor``, 240 by default), times
 decode + resample + features for:
 
-- ser-classic's :class:`~ser_classic.features.FeatureExtractor` with 1 and 2 local workers (no
-  feature cache; the worker pool is started by a short warm-up run first), and with the dask
-  backend on a 2-worker ``LocalCluster``;
+- ser-classic's :class:`~ser_classic.features.FeatureExtractor` with 1 and 2 local workers and
+  with the dask backend on a ``LocalCluster`` of 1 and 2 workers (no feature cache; pools and
+  clusters are started by a short warm-up run first);
 - ``benchmarks/reference_features.py``, the way typical SER projects compute the same groups
   (one process, warmed up, on an evenly spread subset of ``--reference-clips`` clips);
 - openSMILE eGeMAPSv02 and ComParE_2016 functionals (``opensmile`` package, ``num_workers=2``);
 
-then runs the ``ser`` command as a child process: ``ser --help``, a cold one-clip ``ser predict``,
-and ``ser predict`` over ``--many`` clips and over the whole corpus folder (wall time, clips/s,
-peak resident memory of the process tree). The Markdown table goes to stdout and between the
+then runs the ``ser`` command as a child process: ``ser --help``, a one-clip ``ser predict`` in a
+new process, and ``ser predict`` over ``--many`` clips (default and ``--jobs 2``) and over the
+whole corpus folder (wall time, clips/s, peak resident memory of the process tree and of its
+largest process). The Markdown tables and issue 7's targets go to stdout and between the
 ``<!-- speed:begin -->`` / ``<!-- speed:end -->`` markers of ``--output``, with this command.
 
-    python benchmarks/speed.py                                  # the README numbers (~6 min)
+    python benchmarks/speed.py                                  # the README numbers (~3 min)
     python benchmarks/speed.py --skip-opensmile --skip-dask --repeat 1
 
 The load average is printed with the numbers: other work on the machine slows every row.
@@ -38,10 +39,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from readme_section import README, write_section
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = Path(os.environ.get("SER_DATA_DIR", PROJECT_ROOT.parent / "shared" / "data")) / "ravdess"
-BEGIN, END = "<!-- speed:begin -->", "<!-- speed:end -->"
 #: The ``ser`` command, run by the interpreter running this script.
 SER = [sys.executable, "-c", "from ser_classic.cli import main; main()"]
 
@@ -84,10 +85,9 @@ def best_time(run: Callable[[], object], repeat: int) -> float:
 
 def time_ser_classic(clips: list[str], jobs: int, repeat: int) -> Timing:
     from ser_classic.features import FeatureExtractor
-    from ser_classic.parallel import MIN_ITEMS_PER_WORKER
 
     extractor = FeatureExtractor(n_jobs=jobs)
-    extractor.extract_files(clips[: MIN_ITEMS_PER_WORKER * jobs])  # imports, numba caches, worker start-up
+    extractor.extract_files(clips[: 4 * jobs])  # imports, numba caches, worker start-up
     seconds = best_time(lambda: extractor.extract_files(clips), repeat)
     return Timing(f"ser-classic, {jobs} worker{'s' if jobs > 1 else ''}", len(clips), seconds)
 
@@ -100,7 +100,7 @@ def time_ser_classic_dask(clips: list[str], workers: int, repeat: int) -> Timing
         extractor = FeatureExtractor(n_jobs=-1)
         extractor.extract_files(clips[: 4 * workers])
         seconds = best_time(lambda: extractor.extract_files(clips), repeat)
-    return Timing(f"ser-classic, dask LocalCluster, {workers} workers", len(clips), seconds)
+    return Timing(f"ser-classic, dask LocalCluster, {workers} worker{'s' if workers > 1 else ''}", len(clips), seconds)
 
 
 def time_reference(clips: list[str], n_clips: int) -> Timing:
@@ -133,50 +133,72 @@ def time_opensmile(clips: list[str], feature_set: str, workers: int, repeat: int
     return Timing(f"openSMILE {feature_set} functionals, num_workers={workers}", len(clips), seconds, "at 48 kHz")
 
 
-def run_measured(command: Sequence[str], *, interval: float = 0.02) -> tuple[float, float, int]:
-    """Run ``command``; its wall time (s), peak RSS of the whole process tree (MB, sampled
-    every ``interval`` s) and exit code. Output is discarded."""
+@dataclass
+class Measured:
+    """A finished child process: wall time, peak resident memory, exit code."""
+
+    seconds: float
+    tree_rss_mb: float  # peak of the summed RSS of the process and all its descendants
+    largest_rss_mb: float  # peak RSS of any single one of them
+    returncode: int
+
+
+def run_measured(command: Sequence[str], *, interval: float = 0.02) -> Measured:
+    """Run ``command`` (output discarded), sampling its process tree's memory every ``interval`` s."""
     import psutil
 
     start = time.perf_counter()
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=PROJECT_ROOT)
     parent = psutil.Process(process.pid)
-    peak = 0
+    tree_peak = largest_peak = 0
     while process.poll() is None:
         try:
-            tree = [parent, *parent.children(recursive=True)]
-            peak = max(peak, sum(p.memory_info().rss for p in tree if p.is_running()))
-        except psutil.Error:
-            pass
+            sizes = [p.memory_info().rss for p in [parent, *parent.children(recursive=True)]]
+        except psutil.Error:  # a process ended between listing and reading
+            sizes = []
+        tree_peak, largest_peak = max(tree_peak, sum(sizes)), max(largest_peak, *sizes, 0)
         time.sleep(interval)
-    return time.perf_counter() - start, peak / 2**20, process.returncode
+    return Measured(time.perf_counter() - start, tree_peak / 2**20, largest_peak / 2**20, process.returncode)
 
 
 def median_wall(command: Sequence[str], runs: int) -> float:
-    return statistics.median(run_measured(command)[0] for _ in range(runs))
+    """Median wall time of ``runs`` runs of ``command`` (no memory sampling, which costs CPU)."""
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        subprocess.run(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=PROJECT_ROOT, check=True)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
 
 
-def command_rows(root: Path, clips: list[str], many: int) -> tuple[list[Timing], list[str]]:
-    """``ser`` as a user runs it: start-up, one clip, ``many`` clips, the whole folder."""
-    rows, lines = [], []
-    n_help = 5
-    help_seconds = median_wall([*SER, "--help"], n_help)
-    one_clip = median_wall([*SER, "predict", clips[0], "--format", "csv"], 3)
-    lines.append(f"- `ser --help`: {help_seconds:.2f} s (median of {n_help} runs)")
-    lines.append(f"- `ser predict` on one clip, new process: {one_clip:.2f} s (median of 3 runs)")
+@dataclass
+class CommandRun:
+    """``ser`` as a user runs it, in child processes."""
+
+    help_seconds: float
+    one_clip_seconds: float
+    folder: Timing
+    few_clips: int
+    few_default: Measured  # ``--jobs -1``: few files run in the command's own process
+    few_two_jobs: Measured  # ``--jobs 2``: the same three processes as the whole folder
+    all_default: Measured
+
+
+def command_runs(root: Path, clips: list[str], many: int) -> CommandRun:
+    """Start-up, one clip, ``many`` clips and the whole folder (with peak memory)."""
+    help_seconds = median_wall([*SER, "--help"], 5)
+    one_clip = median_wall([*SER, "predict", clips[0], "--format", "csv"], 5)
     total = len(list(root.rglob("*.flac")))
     with tempfile.TemporaryDirectory() as scratch:
-        out = Path(scratch) / "predictions.csv"
-        few_seconds, few_rss, code_few = run_measured([*SER, "predict", *clips[:many], "--output", str(out)])
-        all_seconds, all_rss, code_all = run_measured([*SER, "predict", str(root), "--output", str(out)])
-    if code_few or code_all:
-        raise SystemExit(f"ser predict failed (exit codes {code_few}, {code_all})")
-    rows.append(Timing("`ser predict` folder, default jobs, new process", total, all_seconds, "includes start-up"))
-    lines.append(
-        f"- peak RSS of `ser predict` (process tree): {few_rss:.0f} MB over {many} clips, "
-        f"{all_rss:.0f} MB over {total} clips (ratio {all_rss / few_rss:.2f})"
-    )
-    return rows, lines
+        out = ["--output", str(Path(scratch) / "predictions.csv")]
+        few_default = run_measured([*SER, "predict", *clips[:many], *out])
+        few_two_jobs = run_measured([*SER, "predict", *clips[:many], "--jobs", "2", *out])
+        all_default = run_measured([*SER, "predict", str(root), *out])
+    codes = [run.returncode for run in (few_default, few_two_jobs, all_default)]
+    if any(codes):
+        raise SystemExit(f"ser predict failed (exit codes {codes})")
+    folder = Timing("`ser predict FOLDER` (default `--jobs -1`), new process", total, all_default.seconds, "start-up included")
+    return CommandRun(help_seconds, one_clip, folder, many, few_default, few_two_jobs, all_default)
 
 
 def cpu_model() -> str:
@@ -203,16 +225,50 @@ def table(rows: list[Timing], reference: Timing | None, opensmile: Timing | None
     return "\n".join(out)
 
 
-def write_section(output: Path, text: str) -> None:
-    """Replace the text between the markers of ``output`` (or append it with the markers)."""
-    section = f"{BEGIN}\n{text}\n{END}"
-    old = output.read_text() if output.is_file() else ""
-    if BEGIN in old and END in old:
-        new = old[: old.index(BEGIN)] + section + old[old.index(END) + len(END):]
-    else:
-        new = old + ("\n" if old else "") + section + "\n"
-    output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(new)
+def scaling_table(local: list[Timing], dask: list[Timing]) -> str:
+    """Clips/s and speed-up over one worker, per backend, for 1, 2, ... workers."""
+    out = ["| workers | local pool, clips/s | speed-up | dask LocalCluster, clips/s | speed-up |", "|---:|---:|---:|---:|---:|"]
+    for n, row in enumerate(local, start=1):
+        cells = [f"{row.clips_per_second:.1f}", f"{row.clips_per_second / local[0].clips_per_second:.2f}x"]
+        if dask:
+            cells += [f"{dask[n - 1].clips_per_second:.1f}", f"{dask[n - 1].clips_per_second / dask[0].clips_per_second:.2f}x"]
+        else:
+            cells += ["", ""]
+        out.append(f"| {n} | " + " | ".join(cells) + " |")
+    return "\n".join(out)
+
+
+def acceptance(two_workers: Timing, reference: Timing, egemaps: Timing | None, run: CommandRun | None) -> list[str]:
+    """Issue 7's targets against this run's numbers."""
+    def verdict(ok: bool) -> str:
+        return "holds" if ok else "**does not hold**"
+
+    rate = two_workers.clips_per_second
+    lines = [
+        f"- >= 100 clips/s on 2 cores: {rate:.0f} clips/s, {verdict(rate >= 100)}",
+        f"- >= 40x the reference-style code: {rate / reference.clips_per_second:.0f}x, "
+        f"{verdict(rate >= 40 * reference.clips_per_second)}",
+    ]
+    if egemaps is not None:
+        ratio = rate / egemaps.clips_per_second
+        lines.append(f"- >= 5x openSMILE eGeMAPS: {ratio:.1f}x, {verdict(ratio >= 5)}")
+    if run is not None:
+        same_layout = run.all_default.tree_rss_mb / run.few_two_jobs.tree_rss_mb
+        largest = run.all_default.largest_rss_mb / run.few_default.largest_rss_mb
+        lines += [
+            f"- `ser --help` <= 0.5 s: {run.help_seconds:.2f} s (median of 5), {verdict(run.help_seconds <= 0.5)}",
+            f"- one-clip `ser predict` <= 2 s, new process: {run.one_clip_seconds:.2f} s (median of 5), "
+            f"{verdict(run.one_clip_seconds <= 2)}",
+            f"- peak RSS of `ser predict` over {run.folder.clips} clips within 1.5x of {run.few_clips} clips, "
+            f"same two workers (process tree; `--jobs 2` for the {run.few_clips}): "
+            f"{run.all_default.tree_rss_mb:.0f} MB vs {run.few_two_jobs.tree_rss_mb:.0f} MB ({same_layout:.2f}x), "
+            f"{verdict(same_layout <= 1.5)}; largest single process with the default `--jobs -1`: "
+            f"{run.all_default.largest_rss_mb:.0f} MB vs {run.few_default.largest_rss_mb:.0f} MB ({largest:.2f}x), "
+            f"{verdict(largest <= 1.5)}. With `--jobs -1` the {run.few_clips} clips run in one process "
+            f"({run.few_default.tree_rss_mb:.0f} MB) and the {run.folder.clips} in three "
+            f"({run.all_default.tree_rss_mb:.0f} MB in all): memory follows the number of workers, not of files",
+        ]
+    return lines
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -226,25 +282,23 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--skip-opensmile", action="store_true")
     parser.add_argument("--skip-dask", action="store_true")
     parser.add_argument("--skip-command", action="store_true", help="Skip the `ser` child-process runs.")
-    parser.add_argument("--output", type=Path, default=PROJECT_ROOT / "docs" / "readme" / "speed.md")
+    parser.add_argument("--output", type=Path, default=README, help="File whose speed section is rewritten.")
     args = parser.parse_args(argv)
-    command = "python benchmarks/speed.py " + shlex.join(sys.argv[1:] if argv is None else argv)
+    command = shlex.join(["python", "benchmarks/speed.py", *(sys.argv[1:] if argv is None else argv)])
 
     load_before = os.getloadavg()
     clips = select_clips(args.data, args.actors, args.per_actor)
-    rows = [time_ser_classic(clips, 1, args.repeat), time_ser_classic(clips, 2, args.repeat)]
-    if not args.skip_dask:
-        rows.append(time_ser_classic_dask(clips, 2, args.repeat))
+    local = [time_ser_classic(clips, workers, args.repeat) for workers in (1, 2)]
+    dask = [] if args.skip_dask else [time_ser_classic_dask(clips, workers, args.repeat) for workers in (1, 2)]
     reference = time_reference(clips, args.reference_clips)
-    rows.append(reference)
+    rows = [*local, *dask[1:], reference]
     egemaps = None
     if not args.skip_opensmile:
         egemaps = time_opensmile(clips, "eGeMAPSv02", 2, args.repeat)
         rows += [egemaps, time_opensmile(clips, "ComParE_2016", 2, args.repeat)]
-    lines: list[str] = []
-    if not args.skip_command:
-        command_timings, lines = command_rows(args.data, clips, args.many)
-        rows += command_timings
+    run = None if args.skip_command else command_runs(args.data, clips, args.many)
+    if run is not None:
+        rows.append(run.folder)
     load_after = os.getloadavg()
 
     import ser_classic
@@ -260,13 +314,19 @@ def main(argv: Sequence[str] | None = None) -> None:
             "",
             table(rows, reference, egemaps),
             "",
-            *lines,
+            "Scaling with the number of workers (same clips, same run):",
+            "",
+            scaling_table(local, dask),
+            "",
+            "Targets of issue 7 in this run:",
+            "",
+            *acceptance(local[1], reference, egemaps, run),
             "",
             f"Measured with `{command}` on {time.strftime('%Y-%m-%d')}.",
         ]
     )
     print(text)
-    write_section(args.output, text)
+    write_section(args.output, "speed", text)
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from os import PathLike
 from pathlib import Path
@@ -131,6 +132,22 @@ def _check_file(file_path: Path, path: str | PathLike[str]) -> None:
         pass
 
 
+@contextmanager
+def _decoding(path: str | PathLike[str]) -> Iterator[None]:
+    """Turn decoder and file-system failures inside the block into an :class:`AudioError`."""
+    import soundfile
+
+    try:
+        yield
+    except AudioError:
+        raise
+    except PermissionError:
+        raise AudioError("permission denied", path) from None
+    except (soundfile.LibsndfileError, RuntimeError, OSError, ValueError) as error:
+        reason = str(error).split(": ", 1)[-1] if str(error) else type(error).__name__
+        raise AudioError(f"not a readable audio file ({reason})", path) from None
+
+
 def _too_long(seconds: float, limit_seconds: float) -> str:
     return (
         f"too long: {seconds:.0f} s, the limit is {limit_seconds:.0f} s "
@@ -171,7 +188,7 @@ def load(
     import soundfile
 
     file_path = Path(path)
-    try:
+    with _decoding(path):
         _check_file(file_path, path)
         with soundfile.SoundFile(file_path) as sound:
             source_rate = sound.samplerate
@@ -189,13 +206,6 @@ def load(
                 if not np.all(np.isfinite(block)):
                     raise AudioError("signal contains NaN or infinite samples", path)
                 blocks.append(to_mono(block))
-    except AudioError:
-        raise
-    except PermissionError:
-        raise AudioError("permission denied", path) from None
-    except (soundfile.LibsndfileError, RuntimeError, OSError, ValueError) as error:
-        reason = str(error).split(": ", 1)[-1] if str(error) else type(error).__name__
-        raise AudioError(f"not a readable audio file ({reason})", path) from None
     if n_frames == 0:
         raise AudioError("no audio samples (header only)", path)
     signal = np.concatenate(blocks)
@@ -236,14 +246,9 @@ def file_info(path: str | PathLike[str]) -> AudioInfo:
     import soundfile
 
     file_path = Path(path)
-    try:
+    with _decoding(path):
         _check_file(file_path, path)
         header = soundfile.info(str(file_path))
-    except PermissionError:
-        raise AudioError("permission denied", path) from None
-    except (soundfile.LibsndfileError, RuntimeError, OSError, ValueError) as error:
-        reason = str(error).split(": ", 1)[-1] if str(error) else type(error).__name__
-        raise AudioError(f"not a readable audio file ({reason})", path) from None
     return AudioInfo(
         path=str(file_path),
         format=header.format,
@@ -284,7 +289,7 @@ def read_blocks(
         else soxr.ResampleStream(info.sample_rate, sample_rate, 1, dtype="float32", quality="HQ")
     )
     n_read = 0
-    try:
+    with _decoding(path):
         with soundfile.SoundFile(str(path)) as sound:
             for block in sound.blocks(blocksize=block_frames, dtype="float32", always_2d=True):
                 if not np.all(np.isfinite(block)):
@@ -292,13 +297,6 @@ def read_blocks(
                 n_read += block.shape[0]
                 mono = np.ascontiguousarray(to_mono(block), dtype=np.float32)
                 yield mono if resampler is None else resampler.resample_chunk(mono)
-    except AudioError:
-        raise
-    except PermissionError:
-        raise AudioError("permission denied", path) from None
-    except (soundfile.LibsndfileError, RuntimeError, OSError, ValueError) as error:
-        reason = str(error).split(": ", 1)[-1] if str(error) else type(error).__name__
-        raise AudioError(f"not a readable audio file ({reason})", path) from None
     if n_read == 0:
         raise AudioError("no audio samples (header only)", path)
     if resampler is not None:

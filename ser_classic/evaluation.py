@@ -183,7 +183,10 @@ def evaluate(
             train_part = standardize_per_speaker(train_part, speaker_array[train_index])
             test_part = standardize_per_speaker(test_part, speaker_array[test_index])
         pipeline = build_pipeline(classifier, seed=seed)
-        pipeline.fit(train_part, label_array[train_index])
+        try:
+            pipeline.fit(train_part, label_array[train_index])
+        except ValueError as error:  # e.g. a class too rare in this fold's training part
+            raise SERError(f"fold {fold + 1} of {n_splits}: cannot fit {classifier!r} ({error})") from None
         fold_probabilities = pipeline.predict_proba(test_part)
         columns = [classes.index(str(label)) for label in pipeline.classes_]
         probabilities[np.ix_(test_index, columns)] = fold_probabilities / fold_probabilities.sum(axis=1, keepdims=True)

@@ -8,7 +8,6 @@ SHA-256 of the joblib file, checked before the file is unpickled.
 from __future__ import annotations
 
 import datetime as _dt
-import hashlib
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -42,6 +41,8 @@ __all__ = [
 #: The bundled default model, rebuilt by the command in the README.
 DEFAULT_MODEL_PATH = Path(__file__).resolve().parents[1] / "models" / "ser-default.joblib"
 ARTIFACT_FORMAT = 1
+#: Fewer clips of a class leave the SVM's internal 5-fold calibration without examples of it.
+MIN_CLIPS_PER_CLASS = 5
 
 
 class LabelEncodedClassifier(ClassifierMixin, BaseEstimator):
@@ -123,7 +124,7 @@ def _ensemble(seed: int) -> BaseEstimator:
 
     # Soft voting: the unweighted mean of the members' probabilities (no weights fitted on test
     # folds). XGBoost is left out for time: it adds about 1 point speaker-independent but
-    # multiplies training time by ten (see docs/readme/accuracy.md).
+    # multiplies training time by ten (see the README's accuracy section).
     members = [(name, CLASSIFIERS[name](seed)) for name in ENSEMBLE_MEMBERS]
     return VotingClassifier(members, voting="soft")
 
@@ -351,6 +352,10 @@ def train(
     labels_array = np.asarray(labels, dtype=str)
     if len(set(labels_array)) < 2:
         raise ModelError("training needs at least two classes")
+    classes, counts = np.unique(labels_array, return_counts=True)
+    if counts.min() < MIN_CLIPS_PER_CLASS:
+        scarce = {str(c): int(n) for c, n in zip(classes, counts) if n < MIN_CLIPS_PER_CLASS}
+        raise ModelError(f"each class needs at least {MIN_CLIPS_PER_CLASS} training clips; too few: {scarce}")
     table = features[names]
     if speaker_norm:
         if speakers is None:
@@ -359,7 +364,6 @@ def train(
 
         table = standardize_per_speaker(table, speakers)
     pipeline = build_pipeline(classifier, seed=seed).fit(table, labels_array)
-    classes, counts = np.unique(labels_array, return_counts=True)
     base_card = {
         "name": classifier,
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),

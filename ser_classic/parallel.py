@@ -23,10 +23,17 @@ Result = TypeVar("Result")
 
 #: Where :func:`ordered_map` can run its calls.
 BACKENDS = ("local", "dask")
-#: A local worker process is started only for at least this many items: starting one (a new
-#: interpreter importing numpy, scikit-learn and librosa) costs about as much as extracting
-#: the features of this many 3-4 s clips, so smaller batches finish sooner in this process.
-MIN_ITEMS_PER_WORKER = 48
+#: With ``n_jobs < 0`` ("all cores"), a local pool gets one worker process per this many items,
+#: and none below twice as many: a new worker (an interpreter importing numpy, pandas,
+#: scikit-learn and librosa) costs about 2.5 s of CPU, the features of some 150 clips, so two
+#: workers pay off from about 160 clips on two cores, and fewer finish sooner in this process.
+MIN_ITEMS_PER_WORKER = 80
+
+#: dask's nannies start workers with ``MALLOC_TRIM_THRESHOLD_=65536``, which also fixes glibc's
+#: mmap threshold: every array above 128 kB is then mapped and unmapped anew, and extraction
+#: runs at half speed (all system time). Unset (``None``) for the LocalCluster started here;
+#: see the README's speed section for workers started by hand.
+_MALLOC_TRIM_SETTING = "distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_"
 
 _dask_client: ContextVar[Any] = ContextVar("ser_classic_dask_client", default=None)
 
@@ -64,6 +71,8 @@ def parallel_backend(
         ``LocalCluster`` on loopback is started for the block and closed after it.
     n_workers : int, optional
         Worker processes of that ``LocalCluster`` (one thread each); every core by default.
+        They are started with ``spawn``, so a script that opens the block must do so under
+        ``if __name__ == "__main__":``.
 
     Raises
     ------
@@ -84,18 +93,20 @@ def parallel_backend(
         yield
         return
     try:
+        import dask
         from distributed import Client, LocalCluster
     except ImportError:
         raise SERError('the dask backend needs dask.distributed: pip install "ser-classic[dask]"') from None
     cluster = None
     if scheduler is None:
-        cluster = LocalCluster(
-            n_workers=resolve_jobs(n_workers if n_workers is not None else -1),
-            threads_per_worker=1,
-            processes=True,
-            host="127.0.0.1",
-            dashboard_address=":0",  # any free port: never collides with a running cluster's 8787
-        )
+        with dask.config.set({_MALLOC_TRIM_SETTING: None}):
+            cluster = LocalCluster(
+                n_workers=resolve_jobs(n_workers if n_workers is not None else -1),
+                threads_per_worker=1,
+                processes=True,
+                host="127.0.0.1",
+                dashboard_address=":0",  # any free port: never collides with a running cluster's 8787
+            )
         client = Client(cluster, set_as_default=False)
     else:
         _check_address(scheduler)
@@ -136,10 +147,11 @@ def ordered_map(
 ) -> Iterator[Result]:
     """Yield ``function(item, **kwargs)`` for each item, in order.
 
-    Locally, up to ``n_jobs`` worker processes run the calls in a joblib (loky) pool, in
-    chunks, and no more than one per :data:`MIN_ITEMS_PER_WORKER` items (a single worker means
-    no pool: the calls run in this process). Inside :func:`parallel_backend` ``("dask")`` the
-    calls run on the dask cluster instead. A progress bar on stderr counts finished items when
+    Locally, ``n_jobs`` worker processes (never more than items) run the calls in a joblib
+    (loky) pool, in chunks; one worker means no pool: the calls run in this process. A negative
+    ``n_jobs`` (``-1``: all cores) asks for as many workers as pay off: at most one per
+    :data:`MIN_ITEMS_PER_WORKER` items. Inside :func:`parallel_backend` ``("dask")`` the calls
+    run on the dask cluster instead. A progress bar on stderr counts finished items when
     ``progress`` is true. ``function`` and ``kwargs`` must be picklable for a pool or cluster.
     """
     client = _dask_client.get()
@@ -147,7 +159,8 @@ def ordered_map(
     if client is not None:
         results = _dask_map(client, function, items, kwargs)
     else:
-        workers = min(resolve_jobs(n_jobs), max(1, len(items) // MIN_ITEMS_PER_WORKER))
+        useful = len(items) // MIN_ITEMS_PER_WORKER if n_jobs is not None and n_jobs < 0 else len(items)
+        workers = min(resolve_jobs(n_jobs), max(1, useful))
         if workers == 1:
             results = (function(item, **kwargs) for item in items)
         else:

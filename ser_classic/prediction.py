@@ -9,6 +9,7 @@ from os import PathLike
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from .corpus import find_audio_files
@@ -138,7 +139,9 @@ def _classify(path: str, values: Any, model: Model) -> dict[str, Any]:
     if isinstance(values, SERError):
         _log.warning("%s", values)
         return {"path": path, "emotion": None, "confidence": None, "error": values.reason}
-    return _row(path, model.predict_proba(pd.DataFrame([values], columns=model.feature_names, index=[path])).iloc[0])
+    # one 2-D block: a list of one vector would be sanitized column by column (~3 ms a file)
+    table = pd.DataFrame(np.asarray(values, dtype=np.float64)[np.newaxis, :], columns=model.feature_names, index=[path])
+    return _row(path, model.predict_proba(table).iloc[0])
 
 
 def _row(path: str, row: pd.Series) -> dict[str, Any]:

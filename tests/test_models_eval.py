@@ -22,6 +22,7 @@ from numpy.testing import assert_allclose, assert_array_equal
 from ser_classic.corpus import read_corpus, select_classes
 from ser_classic.evaluation import evaluate, write_report
 from ser_classic.features import FeatureConfig, FeatureExtractor, feature_names
+from ser_classic.errors import ModelError
 from ser_classic.models import CLASSIFIERS, LabelEncodedClassifier, Model, build_pipeline, card_path, train
 
 CLASSES = ["angry", "happy", "neutral", "sad"]
@@ -82,10 +83,16 @@ def test_each_pipeline_gives_probabilities_ordered_like_classes(name: str, small
 
 
 def test_unknown_classifier_name_is_a_model_error() -> None:
-    from ser_classic.errors import ModelError
-
     with pytest.raises(ModelError, match="unknown classifier"):
         build_pipeline("random_forest")
+
+
+def test_training_with_too_few_clips_of_a_class_is_a_model_error(small: tuple[pd.DataFrame, np.ndarray]) -> None:
+    features, labels = small
+    rare = labels[0]
+    keep = np.flatnonzero(labels != rare).tolist() + np.flatnonzero(labels == rare)[:4].tolist()
+    with pytest.raises(ModelError, match=rf"at least 5 training clips; too few: {{'{rare}': 4}}"):
+        train(features.iloc[keep], labels[keep], classifier="svm")
 
 
 def test_xgboost_label_encoding_lives_inside_the_pipeline(small: tuple[pd.DataFrame, np.ndarray], tmp_path: Path) -> None:

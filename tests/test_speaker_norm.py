@@ -123,6 +123,23 @@ def test_a_speakers_predictions_depend_on_that_speaker_only(six_actors: pd.DataF
         train(features[training], labels[training], speaker_norm=True)
 
 
+def test_a_resumed_run_still_counts_the_skipped_files_in_their_speakers_statistics(
+    six_actors: pd.DataFrame, ravdess_root: Path, feature_cache_dir: Path
+) -> None:
+    from ser_classic.prediction import predict_files
+
+    features, labels, speakers = _split(six_actors)
+    training = speakers.isin([f"Actor_{a:02d}" for a in TRAIN_ACTORS]).to_numpy()
+    model = train(features[training], labels[training], classifier="logreg", speakers=speakers[training], speaker_norm=True)
+    files = [clip for actor in TEST_ACTORS for clip in _clips(ravdess_root, actor)]
+
+    full = list(predict_files(files, model, cache_dir=feature_cache_dir))
+    resumed = list(predict_files(files, model, cache_dir=feature_cache_dir, skip={str(path) for path in files[:5]}))
+
+    assert [row["path"] for row in full] == [str(path) for path in files]
+    assert resumed == full[5:]
+
+
 def _invoke(*args: object) -> object:
     result = CliRunner().invoke(app, [str(arg) for arg in args])
     assert result.exit_code == 0, result.stderr + str(result.exception)
@@ -171,3 +188,15 @@ def test_train_and_predict_with_speaker_norm_round_trip(
     caplog.clear()
     _invoke("predict", *test_files[:3], "--model", model_path, "--format", "csv", *common)
     assert "has only 3 file(s)" in caplog.text
+
+
+def test_expected_calibration_error_is_the_gap_between_confidence_and_accuracy() -> None:
+    from ser_classic.evaluation import expected_calibration_error
+
+    classes = ["a", "b"]
+    sure = np.array([[1.0, 0.0], [0.0, 1.0]])
+    assert expected_calibration_error(["a", "b"], sure, classes) == 0.0
+    assert expected_calibration_error(["b", "a"], sure, classes) == 1.0
+    # confidence 0.7 (bin 7), right 3 times out of 4: gap 0.05
+    seventy = np.array([[0.7, 0.3]] * 4)
+    assert expected_calibration_error(["a", "a", "a", "b"], seventy, classes) == pytest.approx(0.05)

@@ -1,0 +1,21 @@
+"""Writing a benchmark's results into its marked section of the README."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+def write_section(output: Path, name: str, text: str) -> None:
+    """Replace the text between ``<!-- NAME:begin -->`` and ``<!-- NAME:end -->`` in ``output``
+    (or append it with the markers when they are missing)."""
+    begin, end = f"<!-- {name}:begin -->", f"<!-- {name}:end -->"
+    section = f"{begin}\n{text.strip()}\n{end}"
+    old = output.read_text() if output.is_file() else ""
+    if begin in old and end in old:
+        new = old[: old.index(begin)] + section + old[old.index(end) + len(end) :]
+    else:
+        new = old + ("\n" if old else "") + section + "\n"
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(new)

@@ -1,0 +1,87 @@
+"""Start-up cost of the ``ser`` command: what it imports, and the pieces rewritten to import less.
+
+Import lists are read from ``python -X importtime`` in a child process, so these tests fail
+when a module-level import of a heavy library creeps back in.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import librosa
+import numpy as np
+import pytest
+
+from ser_classic import audio
+from ser_classic.parallel import ordered_map
+
+SER = [sys.executable, "-X", "importtime", "-c", "from ser_classic.cli import main; main()"]
+
+
+def imported_modules(arguments: list[str]) -> set[str]:
+    """Modules imported by ``ser ARGUMENTS`` (run to completion; its output is discarded)."""
+    result = subprocess.run([*SER, *arguments], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    return {
+        line.rsplit("|", 1)[1].strip()
+        for line in result.stderr.splitlines()
+        if line.startswith("import time:") and "|" in line
+    }
+
+
+def test_help_imports_no_numeric_library() -> None:
+    modules = imported_modules(["--help"])
+    assert "ser_classic.cli" in modules
+    assert {"numpy", "scipy", "pandas", "sklearn", "librosa", "joblib", "numba"} & modules == set()
+
+
+def test_one_clip_prediction_imports_only_what_it_uses(angry_clip: Path) -> None:
+    modules = imported_modules(["predict", str(angry_clip), "--format", "csv"])
+    assert {"librosa", "sklearn", "soundfile"} <= modules
+    unused = {
+        "librosa.effects",  # trimming is computed without it: it pulls in sklearn.decomposition
+        "librosa.decompose",
+        "librosa.segment",
+        "sklearn.cluster",
+        "sklearn.decomposition",
+        "matplotlib",
+        "gradio",
+        "distributed",
+    }
+    assert unused & modules == set()
+
+
+@pytest.mark.parametrize("top_db", [20.0, 30.0, 60.0])
+def test_trim_bounds_equal_librosa_trim_on_real_clips(actor_01: Path, top_db: float) -> None:
+    for path in sorted(actor_01.glob("*.flac"))[::6]:
+        signal = audio.load(path)
+        _, (start, end) = librosa.effects.trim(signal, top_db=top_db, frame_length=2048, hop_length=512)
+        assert audio.trim_bounds(signal, top_db) == (int(start), int(end)), path
+
+
+@pytest.mark.parametrize(
+    "signal",
+    [
+        np.zeros(5000, dtype=np.float32),
+        np.ones(3000, dtype=np.float32),
+        np.r_[np.zeros(20000), 0.5 * np.ones(100)].astype(np.float32),
+        np.r_[1e-4 * np.ones(30000), np.ones(5000), 1e-4 * np.ones(30000)].astype(np.float32),
+        np.linspace(-1, 1, 10, dtype=np.float32),
+    ],
+    ids=["silence", "constant", "late-click", "burst-in-hiss", "shorter-than-a-frame"],
+)
+def test_trim_bounds_equal_librosa_trim_at_the_edges(signal: np.ndarray) -> None:
+    _, (start, end) = librosa.effects.trim(signal, top_db=30.0, frame_length=2048, hop_length=512)
+    assert audio.trim_bounds(signal, 30.0) == (int(start), int(end))
+
+
+def _item_and_pid(item: int) -> tuple[int, int]:
+    return item, os.getpid()
+
+
+def test_all_cores_on_a_few_items_runs_in_this_process() -> None:
+    results = list(ordered_map(_item_and_pid, list(range(12)), n_jobs=-1))
+    assert results == [(item, os.getpid()) for item in range(12)]
