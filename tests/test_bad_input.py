@@ -231,3 +231,21 @@ def test_ser_predict_gives_each_good_clip_the_row_it_gets_alone(cli_run, cases: 
         assert alone.exit_code == 0, alone.output
         [record] = list(csv.DictReader(io.StringIO(alone.stdout, newline="")))
         assert mixed[str(clip)] == record
+
+
+@pytest.mark.parametrize("case", list(BAD_CASES))
+def test_gradio_handler_answers_every_case_with_a_result_or_a_one_line_message(cases: dict[str, Path], case: str) -> None:
+    """The demo's request handler on the same files: never raises, never shows a traceback,
+    never returns a non-finite probability (its own upload limits may refuse the 1-hour file)."""
+    from app_gradio import analyze
+
+    analysis = analyze(str(cases[case]))
+    error = analysis.error
+    if _expected(case) is None:
+        assert error == "", (case, error)
+        probabilities = np.array(list(analysis.probabilities.values()))
+        assert np.all(np.isfinite(probabilities)) and math.isclose(probabilities.sum(), 1.0, rel_tol=1e-9)
+        assert analysis.waveform is not None and analysis.spectrogram is not None and analysis.f0 is not None
+    else:
+        assert error and "\n" not in error and "Traceback" not in analysis.summary, (case, error)
+        assert analysis.probabilities is None and analysis.waveform is None
