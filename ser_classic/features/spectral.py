@@ -14,7 +14,12 @@ from .config import FeatureConfig
 
 __all__ = [
     "SCALAR_TRACKS",
-    "magnitude_spectrogram", "frame_tracks", "contrast_track", "cepstral_tracks", "tonal_tracks"]
+    "magnitude_spectrogram",
+    "frame_tracks",
+    "contrast_track",
+    "cepstral_tracks",
+    "tonal_tracks",
+]
 
 #: Scalar tracks of :func:`frame_tracks`, in vector order.
 SCALAR_TRACKS = ("zcr", "rms_db", "centroid", "bandwidth", "rolloff", "flatness")
