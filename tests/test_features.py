@@ -107,10 +107,12 @@ def test_feature_names_are_unique_stable_and_well_formed() -> None:
     assert names == feature_names() == feature_names(FeatureConfig())
     assert len(set(names)) == len(names)
     for spot in ("zcr_mean", "rms_db_p90", "centroid_p10", "flatness_std", "contrast_07_std", "mfcc_01_mean",
-                 "mfcc_20_p90", "mfcc_delta_05_mean", "mfcc_delta2_20_std", "chroma_01_mean", "chroma_12_std",
-                 "tonnetz_06_mean", "voiced_fraction", "f0_p50"):
+                 "mfcc_20_p90", "mfcc_delta_05_mean", "mfcc_delta2_20_std", "mfcc_unvoiced_20_std",
+                 "chroma_01_mean", "chroma_12_std", "tonnetz_06_mean", "spectral_flux_std", "alpha_ratio_mean",
+                 "hammarberg_std", "spectral_slope_500_1500_mean", "voiced_fraction", "f0_p50",
+                 "f0_semitone_range", "f0_semitone_slope", "voiced_segment_rate"):
         assert spot in names
-    pattern = re.compile(r"^[a-z0-9_]+?(_\d\d)?_(mean|std|p10|p50|p90)$|^voiced_fraction$")
+    pattern = re.compile(r"^[a-z0-9_]+?(_\d\d)?_(mean|std|p10|p50|p90|range|slope)$|^voiced_(fraction|segment_rate)$")
     assert [name for name in names if not pattern.match(name)] == []
 
 
@@ -188,6 +190,63 @@ def test_chroma_rows_start_at_c(frequency_hz: float, pitch_class: int) -> None:
     assert int(np.argmax(means)) + 1 == pitch_class
 
 
+def reference_voicing(y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """YIN F0, RMS level (dB) and the voiced mask, from librosa on the signal itself."""
+    f0 = librosa.yin(y, fmin=65, fmax=600, sr=SR, frame_length=2048, hop_length=512)
+    level_db = librosa.amplitude_to_db(librosa.feature.rms(S=np.abs(librosa.stft(y)))[0], ref=1.0, amin=1e-5, top_db=None)
+    voiced = (level_db >= level_db.max() - 30.0) & (f0 > 65 * 1.01) & (f0 < 600 * 0.99)
+    return f0, level_db, voiced
+
+
+def vector_of(vector: pd.Series, track: str, n_rows: int | None) -> np.ndarray:
+    return vector[names_of(track, n_rows, ROW_STATS)].to_numpy()
+
+
+def test_spectral_flux_is_librosa_onset_strength_of_the_log_mel(signal_and_vector: tuple[np.ndarray, pd.Series]) -> None:
+    y, vector = signal_and_vector
+    log_mel = librosa.power_to_db(librosa.feature.melspectrogram(y=y, sr=SR))
+    flux = librosa.onset.onset_strength(S=log_mel, sr=SR, center=False)[1:]
+    assert_allclose(vector[names_of("spectral_flux", None, ROW_STATS)], reference_statistics(flux, ROW_STATS), rtol=RTOL, atol=ATOL)
+
+
+def test_unvoiced_mfccs_are_the_mfccs_of_the_frames_that_are_not_voiced(clip_signal: np.ndarray, clip_vector: pd.Series) -> None:
+    _, _, voiced = reference_voicing(clip_signal)
+    mfcc = librosa.feature.mfcc(y=clip_signal, sr=SR, n_mfcc=20)
+    assert 0 < voiced.sum() < voiced.size
+    expected = reference_statistics(mfcc[:, ~voiced], ROW_STATS)
+    assert_allclose(vector_of(clip_vector, "mfcc_unvoiced", 20), expected, rtol=RTOL, atol=1e-4)
+    assert not np.allclose(vector_of(clip_vector, "mfcc_unvoiced", 20), reference_statistics(mfcc, ROW_STATS), rtol=0.01)
+
+
+def test_spectral_balance_over_voiced_frames_matches_per_frame_fits(clip_signal: np.ndarray, clip_vector: pd.Series) -> None:
+    """eGeMAPS-style alpha ratio, Hammarberg index and slopes, recomputed frame by frame."""
+    _, _, voiced = reference_voicing(clip_signal)
+    power = np.abs(librosa.stft(clip_signal)).astype(np.float64) ** 2
+    power_db = 10 * np.log10(power + 1e-10)
+    hz = librosa.fft_frequencies(sr=SR, n_fft=2048)
+
+    def in_band(low: float, high: float) -> np.ndarray:
+        return (hz >= low) & (hz < high)
+
+    per_frame = {
+        "alpha_ratio": 10 * np.log10((power[in_band(50, 1000)].sum(0) + 1e-10) / (power[in_band(1000, 5000)].sum(0) + 1e-10)),
+        "hammarberg": power_db[in_band(0, 2000)].max(0) - power_db[in_band(2000, 5000)].max(0),
+        "spectral_slope_0_500": np.polyfit(hz[in_band(0, 500)] / 1000, power_db[in_band(0, 500)], 1)[0],
+        "spectral_slope_500_1500": np.polyfit(hz[in_band(500, 1500)] / 1000, power_db[in_band(500, 1500)], 1)[0],
+    }
+    for track, values in per_frame.items():
+        assert_allclose(vector_of(clip_vector, track, None), reference_statistics(values[voiced], ROW_STATS), rtol=1e-6, atol=1e-6)
+
+
+def test_louder_high_band_lowers_the_alpha_ratio_and_hammarberg_index() -> None:
+    rng = np.random.default_rng(1)
+    low = harmonic_tone(150.0, SR)
+    bright = low + 0.05 * np.sin(2 * np.pi * 3000.0 * np.arange(low.size) / SR).astype(np.float32)
+    dull_vector, bright_vector = extract_features(low + 1e-4 * rng.standard_normal(low.size).astype(np.float32), SR), extract_features(bright, SR)
+    assert bright_vector["alpha_ratio_mean"] < dull_vector["alpha_ratio_mean"] - 10
+    assert bright_vector["hammarberg_mean"] < dull_vector["hammarberg_mean"] - 10
+
+
 # --- pitch --------------------------------------------------------------------------------
 
 
@@ -214,6 +273,32 @@ def test_pitch_of_speech_is_yin_over_loud_in_range_frames(clip_signal: np.ndarra
         [f0[voiced].mean(), f0[voiced].std(), *np.percentile(f0[voiced], [10, 90])],
         rtol=1e-6,
     )
+
+
+def test_semitone_statistics_and_segment_rate_follow_yin(clip_signal: np.ndarray, clip_vector: pd.Series) -> None:
+    f0, _, voiced = reference_voicing(clip_signal)
+    semitones = 12 * np.log2(f0[voiced] / 100.0)
+    seconds = np.flatnonzero(voiced) * 512 / SR
+    runs = np.count_nonzero(np.diff(np.concatenate([[0], voiced.astype(int)])) == 1)
+    assert_allclose(
+        clip_vector[["f0_semitone_std", "f0_semitone_range", "f0_semitone_slope", "voiced_segment_rate"]],
+        [semitones.std(), np.subtract(*np.percentile(semitones, [90, 10])), np.polyfit(seconds, semitones, 1)[0],
+         runs / (voiced.size * 512 / SR)],
+        rtol=1e-6,
+    )
+    assert 1 <= runs and clip_vector["voiced_segment_rate"] > 0
+
+
+def test_an_octave_glide_rises_six_semitones_a_second_and_a_steady_tone_not_at_all(tone_vector: pd.Series) -> None:
+    seconds = 2.0
+    time = np.arange(int(seconds * SR)) / SR
+    frequency = 150.0 * 2 ** (time / seconds)  # one octave in two seconds
+    glide = (0.3 * np.sin(2 * np.pi * np.cumsum(frequency) / SR)).astype(np.float32)
+    vector = extract_features(glide, SR)
+    assert vector["f0_semitone_slope"] == pytest.approx(6.0, rel=0.05)
+    assert vector["f0_semitone_range"] == pytest.approx(0.8 * 12, rel=0.1)
+    assert abs(tone_vector["f0_semitone_slope"]) < 0.1 and tone_vector["f0_semitone_std"] < 0.1
+    assert tone_vector["voiced_segment_rate"] == pytest.approx(1 / 2, rel=0.1)
 
 
 # --- determinism and resampling -------------------------------------------------------------

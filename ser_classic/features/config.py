@@ -11,7 +11,7 @@ from ..audio import ANALYSIS_SAMPLE_RATE
 __all__ = ["EXTRACTOR_VERSION", "FeatureConfig"]
 
 #: Bumped whenever the computation of any feature changes, so that stale vectors are never reused.
-EXTRACTOR_VERSION = "2"
+EXTRACTOR_VERSION = "3"
 
 
 @dataclass(frozen=True)

@@ -17,12 +17,14 @@ from .. import audio
 from ..errors import AudioError, SERError
 from .cache import FeatureCache
 from .config import FeatureConfig
-from .pitch import f0_track, voiced_frames
+from .pitch import PITCH_NAMES, f0_track, pitch_summary, voiced_frames
 from .spectral import (
+    BALANCE_TRACKS,
     N_CHROMA,
     SCALAR_TRACKS,
     N_CONTRAST_BANDS,
     N_TONNETZ,
+    balance_tracks,
     cepstral_tracks,
     contrast_track,
     frame_tracks,
@@ -35,26 +37,33 @@ _log = logging.getLogger(__name__)
 
 __all__ = ["FEATURE_GROUPS", "feature_names", "extract_features", "FeatureExtractor"]
 
-_PITCH_NAMES = ("voiced_fraction", "f0_mean", "f0_std", "f0_p10", "f0_p50", "f0_p90")
-
 #: Feature group -> the tracks it holds, for documentation and model cards.
 FEATURE_GROUPS: dict[str, tuple[str, ...]] = {
     "energy and time": ("zcr", "rms_db"),
-    "spectral shape": ("centroid", "bandwidth", "rolloff", "flatness", "contrast"),
-    "cepstral": ("mfcc", "mfcc_delta", "mfcc_delta2"),
+    "spectral shape": ("centroid", "bandwidth", "rolloff", "flatness", "contrast", "spectral_flux"),
+    "spectral balance": BALANCE_TRACKS,
+    "cepstral": ("mfcc", "mfcc_delta", "mfcc_delta2", "mfcc_unvoiced"),
     "tonal": ("chroma", "tonnetz"),
-    "pitch": ("voiced_fraction", "f0"),
+    "pitch and rhythm": ("voiced_fraction", "f0", "f0_semitone", "voiced_segment_rate"),
 }
 
 
 def _layout(config: FeatureConfig) -> list[tuple[str, int | None, tuple[str, ...]]]:
-    """(track, rows or None for a scalar track, statistics), in vector order."""
+    """(track, rows or None for a scalar track, statistics), in vector order.
+
+    ``mfcc_unvoiced`` is the MFCC track over the frames that are not voiced (consonants, breath,
+    pauses); the spectral balance tracks are taken over the voiced frames. Either falls back
+    to all frames when a clip has no such frame.
+    """
     return [
         *[(track, None, FRAME_STATISTICS) for track in SCALAR_TRACKS],
         ("contrast", N_CONTRAST_BANDS, COEFFICIENT_STATISTICS),
+        ("spectral_flux", None, COEFFICIENT_STATISTICS),
+        *[(track, None, COEFFICIENT_STATISTICS) for track in BALANCE_TRACKS],
         ("mfcc", config.n_mfcc, FRAME_STATISTICS),
         ("mfcc_delta", config.n_mfcc, COEFFICIENT_STATISTICS),
         ("mfcc_delta2", config.n_mfcc, COEFFICIENT_STATISTICS),
+        ("mfcc_unvoiced", config.n_mfcc, COEFFICIENT_STATISTICS),
         ("chroma", N_CHROMA, COEFFICIENT_STATISTICS),
         ("tonnetz", N_TONNETZ, COEFFICIENT_STATISTICS),
     ]
@@ -64,16 +73,7 @@ def feature_names(config: FeatureConfig | None = None) -> list[str]:
     """The ordered feature names for ``config``, e.g. ``zcr_mean``, ``mfcc_03_p90``, ``f0_p50``."""
     config = config or FeatureConfig()
     names = [name for track, rows, stats in _layout(config) for name in summary_names(track, rows, stats)]
-    return names + list(_PITCH_NAMES)
-
-
-def _pitch_summary(f0: np.ndarray, voiced: np.ndarray) -> np.ndarray:
-    """Voiced fraction and F0 statistics (Hz) over voiced frames; zeros when nothing is voiced."""
-    voiced_f0 = f0[voiced]
-    if voiced_f0.size == 0:
-        return np.zeros(len(_PITCH_NAMES))
-    p10, p50, p90 = np.percentile(voiced_f0, [10, 50, 90])
-    return np.array([voiced.mean(), voiced_f0.mean(), voiced_f0.std(), p10, p50, p90])
+    return names + list(PITCH_NAMES)
 
 
 @functools.cache
@@ -102,9 +102,16 @@ def extract_vector(signal: np.ndarray, config: FeatureConfig) -> np.ndarray:
             **cepstral_tracks(power, config),
             **tonal_tracks(power, config),
         }
-        parts = [summarize(tracks[track], stats) for track, _, stats in _layout(config)]
         f0 = f0_track(signal, config)
-        parts.append(_pitch_summary(f0, voiced_frames(f0, tracks["rms_db"], config)))
+        voiced = voiced_frames(f0, tracks["rms_db"], config)
+        unvoiced = ~voiced if not voiced.all() else voiced
+        tracks["mfcc_unvoiced"] = tracks["mfcc"][:, unvoiced]
+        tracks.update(
+            (track, values[voiced] if voiced.any() else values)
+            for track, values in balance_tracks(magnitude, config).items()
+        )
+        parts = [summarize(tracks[track], stats) for track, _, stats in _layout(config)]
+        parts.append(pitch_summary(f0, voiced, config))
     return np.concatenate(parts)
 
 

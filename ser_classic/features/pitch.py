@@ -6,7 +6,24 @@ import numpy as np
 
 from .config import FeatureConfig
 
-__all__ = ["f0_track", "voiced_frames"]
+__all__ = ["PITCH_NAMES", "f0_track", "voiced_frames", "pitch_summary"]
+
+#: Names of :func:`pitch_summary`, in vector order.
+PITCH_NAMES = (
+    "voiced_fraction",
+    "f0_mean",
+    "f0_std",
+    "f0_p10",
+    "f0_p50",
+    "f0_p90",
+    "f0_semitone_std",
+    "f0_semitone_range",
+    "f0_semitone_slope",
+    "voiced_segment_rate",
+)
+#: Reference of the semitone scale (Hz), as in eGeMAPS ("semitones from 27.5 Hz" differs only by
+#: a constant, which none of the statistics below depends on).
+SEMITONE_REFERENCE_HZ = 100.0
 
 
 def f0_track(signal: np.ndarray, config: FeatureConfig) -> np.ndarray:
@@ -33,3 +50,28 @@ def voiced_frames(f0: np.ndarray, level_db: np.ndarray, config: FeatureConfig) -
     loud = level_db >= level_db.max() - config.voicing_db
     in_range = (f0 > config.f0_min_hz * 1.01) & (f0 < config.f0_max_hz * 0.99)
     return loud & in_range
+
+
+def pitch_summary(f0: np.ndarray, voiced: np.ndarray, config: FeatureConfig) -> np.ndarray:
+    """Pitch and rhythm statistics named by :data:`PITCH_NAMES`; zeros where nothing is voiced.
+
+    F0 level and spread in Hz; spread, range (90th minus 10th percentile) and slope (least
+    squares over the voiced frames' times, per second) on the semitone scale, which compares
+    intonation across low and high voices; voiced segments (runs of voiced frames) per second,
+    a speaking-rate cue.
+    """
+    voiced_f0 = f0[voiced].astype(np.float64)
+    if voiced_f0.size == 0:
+        return np.zeros(len(PITCH_NAMES))
+    p10, p50, p90 = np.percentile(voiced_f0, [10, 50, 90])
+    semitones = 12.0 * np.log2(voiced_f0 / SEMITONE_REFERENCE_HZ)
+    st_p10, st_p90 = np.percentile(semitones, [10, 90])
+    seconds = np.flatnonzero(voiced) * config.hop_length / config.sample_rate
+    centred = seconds - seconds.mean()
+    slope = centred @ semitones / (centred @ centred) if semitones.size > 1 else 0.0
+    n_segments = np.count_nonzero(np.diff(voiced.astype(np.int8), prepend=0) == 1)
+    duration_seconds = voiced.size * config.hop_length / config.sample_rate
+    return np.array([
+        voiced.mean(), voiced_f0.mean(), voiced_f0.std(), p10, p50, p90,
+        semitones.std(), st_p90 - st_p10, slope, n_segments / duration_seconds,
+    ])

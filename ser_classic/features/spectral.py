@@ -14,10 +14,12 @@ from .config import FeatureConfig
 
 __all__ = [
     "SCALAR_TRACKS",
+    "BALANCE_TRACKS",
     "magnitude_spectrogram",
     "frame_tracks",
     "contrast_track",
     "cepstral_tracks",
+    "balance_tracks",
     "tonal_tracks",
 ]
 
@@ -27,6 +29,10 @@ SCALAR_TRACKS = ("zcr", "rms_db", "centroid", "bandwidth", "rolloff", "flatness"
 RMS_FLOOR = 1e-5
 #: Rows of ``librosa.feature.spectral_contrast`` with its default six bands.
 N_CONTRAST_BANDS = 7
+#: Tracks of :func:`balance_tracks`, in vector order.
+BALANCE_TRACKS = ("alpha_ratio", "hammarberg", "spectral_slope_0_500", "spectral_slope_500_1500")
+#: Floor of the power spectrum before taking decibels in :func:`balance_tracks`.
+POWER_FLOOR = 1e-10
 #: Rows of the chroma and tonnetz tracks.
 N_CHROMA = 12
 N_TONNETZ = 6
@@ -66,18 +72,55 @@ def contrast_track(magnitude: np.ndarray, config: FeatureConfig) -> np.ndarray:
 
 
 def cepstral_tracks(power: np.ndarray, config: FeatureConfig) -> dict[str, np.ndarray]:
-    """MFCCs from a log-mel spectrogram, with deltas and delta-deltas: each ``(n_mfcc, n_frames)``."""
+    """MFCCs from a log-mel spectrogram, with deltas and delta-deltas: each ``(n_mfcc, n_frames)``;
+    and the spectral flux of the same log-mel spectrogram, ``(n_frames - 1,)``.
+
+    The flux is the mean over mel bands of the rise in level (dB) from one frame to the next,
+    as ``librosa.onset.onset_strength(S=log_mel, center=False)[1:]`` computes it: how abruptly
+    the sound changes, which is high in tense, agitated speech.
+    """
     import librosa
     import librosa.feature as lf
 
     # lf.melspectrogram(S=power, sr=..., n_mels=...), with its filter bank built once
     mel = np.einsum("...ft,mf->...mt", power, _mel_basis(config.sample_rate, config.n_fft, config.n_mels), optimize=True)
-    mfcc = lf.mfcc(S=librosa.power_to_db(mel), n_mfcc=config.n_mfcc)
+    log_mel = librosa.power_to_db(mel)
+    mfcc = lf.mfcc(S=log_mel, n_mfcc=config.n_mfcc)
     width = _delta_width(mfcc.shape[1])
     return {
         "mfcc": mfcc,
         "mfcc_delta": lf.delta(mfcc, width=width),
         "mfcc_delta2": lf.delta(mfcc, width=width, order=2),
+        "spectral_flux": np.maximum(0.0, np.diff(log_mel, axis=1)).mean(axis=0),
+    }
+
+
+def balance_tracks(magnitude: np.ndarray, config: FeatureConfig) -> dict[str, np.ndarray]:
+    """Spectral balance per frame, as eGeMAPS defines it (Eyben et al., 2016): each ``(n_frames,)``.
+
+    ``alpha_ratio``: energy 50-1000 Hz over 1-5 kHz (dB). ``hammarberg``: strongest bin
+    0-2 kHz over strongest bin 2-5 kHz (dB). ``spectral_slope_0_500`` and
+    ``spectral_slope_500_1500``: least-squares slope of the power spectrum (dB per kHz) in those
+    bands. Vocal effort tilts the spectrum: loud, tense speech puts more energy up high.
+    """
+    frequencies = np.fft.rfftfreq(config.n_fft, 1.0 / config.sample_rate)  # librosa.fft_frequencies
+    power = np.asarray(magnitude, dtype=np.float64) ** 2
+    power_db = 10.0 * np.log10(power + POWER_FLOOR)
+
+    def band(low_hz: float, high_hz: float) -> np.ndarray:
+        return (frequencies >= low_hz) & (frequencies < high_hz)
+
+    def slope(low_hz: float, high_hz: float) -> np.ndarray:
+        khz = frequencies[band(low_hz, high_hz)] / 1000.0
+        centred = khz - khz.mean()
+        return centred @ power_db[band(low_hz, high_hz)] / (centred @ centred)
+
+    low, high = power[band(50, 1000)].sum(axis=0), power[band(1000, 5000)].sum(axis=0)
+    return {
+        "alpha_ratio": 10.0 * np.log10((low + POWER_FLOOR) / (high + POWER_FLOOR)),
+        "hammarberg": power_db[band(0, 2000)].max(axis=0) - power_db[band(2000, 5000)].max(axis=0),
+        "spectral_slope_0_500": slope(0, 500),
+        "spectral_slope_500_1500": slope(500, 1500),
     }
 
 
