@@ -68,6 +68,38 @@ def _load_corpus(corpus: Path, kind: str, classes: str | None) -> Any:
     return select_classes(read_corpus(corpus, kind), classes)
 
 
+AugmentOption = Annotated[
+    str,
+    typer.Option(
+        "--augment",
+        help="Add 2 augmented copies of every training clip (training folds only, never test folds): none, or a "
+        "recipe: speed (x0.9 and x1.1, the one that helps on RAVDESS), pitch, stretch, gain, noise, mask, mix.",
+    ),
+]
+
+
+def _augmented_features(table: Any, augment: str, jobs: int, cache_dir: Path | None) -> list[Any]:
+    """Feature tables of the augmented copies of the corpus's clips (none for ``"none"``)."""
+    if augment == "none":
+        return []
+    from .features.augmented import augmented_features
+
+    return augmented_features(table["path"].tolist(), augment, cache_dir=cache_dir, n_jobs=jobs, progress=True)
+
+
+def _augment_label(augment: str, copies: list[Any]) -> str:
+    """How the training data was augmented, for cards and reports ("" for not at all)."""
+    return f"{augment}, {len(copies)} copies per training clip" if copies else ""
+
+
+def _check_augment(augment: str) -> None:
+    from .augmentation import RECIPES
+    from .errors import SERError
+
+    if augment != "none" and augment not in RECIPES:
+        raise _fail(SERError(f"unknown --augment {augment!r}; choose none or one of: {', '.join(RECIPES)}"))
+
+
 def _corpus_features(table: Any, jobs: int, cache_dir: Path | None) -> Any:
     from .features import FeatureExtractor
 
@@ -171,6 +203,7 @@ def train(
     jobs: JobsOption = -1,
     cache_dir: CacheOption = DEFAULT_CACHE,
     speaker_norm: SpeakerNormOption = False,
+    augment: AugmentOption = "none",
 ) -> None:
     """Train a model on a labelled corpus and write it with its model card.
 
@@ -185,15 +218,17 @@ def train(
     from .models import train as train_model
 
     _setup_logging()
+    _check_augment(augment)
     try:
         table = _load_corpus(corpus, kind, classes)
         features = _corpus_features(table, jobs, cache_dir)
+        copies = _augmented_features(table, augment, jobs, cache_dir)
         scores = {}
         for protocol, folds in (("speaker", cv_folds), ("random", 5 if cv_folds else 0)):
             if folds and (protocol == "random" or table["speaker"].nunique() >= folds):
                 result = evaluate(
                     features, table["label"], table["speaker"], classifier=classifier, protocol=protocol, n_splits=folds, seed=seed,
-                    progress=True, speaker_norm=speaker_norm,
+                    progress=True, speaker_norm=speaker_norm, augmented=copies, augmentation=_augment_label(augment, copies),
                 )
                 summary = result.summary()
                 scores[protocol] = {key: summary[key] for key in ("protocol_description", "n_splits", "mean", "std", "per_class", "confusion_matrix")}
@@ -209,7 +244,8 @@ def train(
             "evaluation": scores,
         }
         model = train_model(
-            features, table["label"], classifier=classifier, seed=seed, card=card, speakers=table["speaker"], speaker_norm=speaker_norm
+            features, table["label"], classifier=classifier, seed=seed, card=card, speakers=table["speaker"], speaker_norm=speaker_norm,
+            augmented=copies, augmentation=_augment_label(augment, copies),
         )
         card_file = model.save(out)
     except SERError as error:
@@ -233,6 +269,7 @@ def evaluate(
     jobs: JobsOption = -1,
     cache_dir: CacheOption = DEFAULT_CACHE,
     speaker_norm: SpeakerNormOption = False,
+    augment: AugmentOption = "none",
 ) -> None:
     """Cross-validate a classifier and write report.json, report.md and confusion.png.
 
@@ -243,15 +280,19 @@ def evaluate(
     from .evaluation import write_report
 
     _setup_logging()
+    _check_augment(augment)
     try:
         table = _load_corpus(corpus, kind, classes)
         features = _corpus_features(table, jobs, cache_dir)
+        copies = _augmented_features(table, augment, jobs, cache_dir)
         n_splits = folds or (6 if protocol == "speaker" else 5)
         result = run_evaluation(
             features, table["label"], table["speaker"], classifier=classifier, protocol=protocol, n_splits=n_splits, seed=seed,
-            progress=True, speaker_norm=speaker_norm,
+            progress=True, speaker_norm=speaker_norm, augmented=copies, augmentation=_augment_label(augment, copies),
         )
-        default_dir = Path("reports") / (f"{classifier}-{protocol}" + ("-speaker-norm" if speaker_norm else ""))
+        default_dir = Path("reports") / (
+            f"{classifier}-{protocol}" + ("-speaker-norm" if speaker_norm else "") + (f"-{augment}" if copies else "")
+        )
         paths = write_report(result, out_dir or default_dir, corpus=str(corpus))
     except SERError as error:
         raise _fail(error) from None

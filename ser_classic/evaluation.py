@@ -44,6 +44,7 @@ class Evaluation:
     fold_speakers: list[list[str]] = field(default_factory=list)
     probabilities: np.ndarray | None = None
     speaker_norm: bool = False
+    augmentation: str = ""
 
     def fold_scores(self) -> list[dict[str, float]]:
         """Accuracy, weighted F1, macro F1, worst class recall and (with probabilities) expected
@@ -74,6 +75,7 @@ class Evaluation:
             "n_splits": self.n_splits,
             "seed": self.seed,
             "speaker_norm": self.speaker_norm,
+            "augmentation": self.augmentation,
             "mean": {k: float(np.mean([f[k] for f in folds])) for k in folds[0]},
             "std": {k: float(np.std([f[k] for f in folds])) for k in folds[0]},
             "folds": folds,
@@ -145,6 +147,8 @@ def evaluate(
     seed: int = 0,
     progress: bool = False,
     speaker_norm: bool = False,
+    augmented: Sequence[pd.DataFrame] = (),
+    augmentation: str = "",
 ) -> Evaluation:
     """Cross-validate a named pipeline under a protocol.
 
@@ -161,7 +165,15 @@ def evaluate(
         Standardize features per speaker (:mod:`ser_classic.normalization`), separately in each
         fold's training part and test part: a test clip is normalized with statistics of its
         speaker's test clips only, as at prediction time.
+    augmented : sequence of DataFrame [shape=(n_clips, n_features)]
+        Augmented copies aligned row by row with ``features``
+        (:func:`ser_classic.features.augmented.augmented_features`). A training fold gets the
+        copies of its own clips (:func:`~ser_classic.features.augmented.with_copies`); test folds
+        never see a copy.
+    augmentation : str
+        What made ``augmented`` (e.g. ``"speed, 2 copies"``), for the reports.
     """
+    from .features.augmented import with_copies
     from .models import build_pipeline
     from .normalization import standardize_per_speaker
 
@@ -178,13 +190,19 @@ def evaluate(
 
         splits = tqdm(splits, desc=f"{protocol} folds", unit="fold", leave=False)
     for fold, (train_index, test_index) in enumerate(splits):
-        train_part, test_part = features.iloc[train_index], features.iloc[test_index]
+        train_part, train_labels, train_speakers = with_copies(
+            features.iloc[train_index],
+            label_array[train_index],
+            speaker_array[train_index],
+            [copies.iloc[train_index] for copies in augmented],
+        )
+        test_part = features.iloc[test_index]
         if speaker_norm:
-            train_part = standardize_per_speaker(train_part, speaker_array[train_index])
+            train_part = standardize_per_speaker(train_part, train_speakers)
             test_part = standardize_per_speaker(test_part, speaker_array[test_index])
         pipeline = build_pipeline(classifier, seed=seed)
         try:
-            pipeline.fit(train_part, label_array[train_index])
+            pipeline.fit(train_part, train_labels)
         except ValueError as error:  # e.g. a class too rare in this fold's training part
             raise SERError(f"fold {fold + 1} of {n_splits}: cannot fit {classifier!r} ({error})") from None
         fold_probabilities = pipeline.predict_proba(test_part)
@@ -205,6 +223,7 @@ def evaluate(
         fold_speakers=fold_speakers if protocol == "speaker" else [],
         probabilities=probabilities,
         speaker_norm=speaker_norm,
+        augmentation=augmentation,
     )
 
 
@@ -214,7 +233,8 @@ def markdown_report(summary: dict[str, Any], title: str) -> str:
     lines += [
         f"Classifier `{summary['classifier']}`, {summary['n_clips']} clips, {len(summary['classes'])} classes "
         f"({', '.join(summary['classes'])}), {summary['n_splits']} folds, seed {summary['seed']}"
-        + (", features standardized per speaker (transductive)." if summary.get("speaker_norm") else "."),
+        + (", features standardized per speaker (transductive)" if summary.get("speaker_norm") else "")
+        + (f", training folds augmented ({summary['augmentation']})." if summary.get("augmentation") else "."),
         "",
         "| metric | mean over folds | std |",
         "|---|---|---|",

@@ -326,6 +326,8 @@ def train(
     card: dict[str, Any] | None = None,
     speakers: Sequence[str] | None = None,
     speaker_norm: bool = False,
+    augmented: Sequence[pd.DataFrame] = (),
+    augmentation: str = "",
 ) -> Model:
     """Fit a named pipeline on a feature table and wrap it as a :class:`Model`.
 
@@ -343,6 +345,12 @@ def train(
     speaker_norm : bool
         Standardize features per speaker (:mod:`ser_classic.normalization`) before the pipeline,
         here and at prediction time.
+    augmented : sequence of DataFrame [shape=(n_clips, n_features)]
+        Augmented copies aligned row by row with ``features``
+        (:func:`ser_classic.features.augmented.augmented_features`), trained on as well; with
+        ``speaker_norm``, each set of copies of a speaker is standardized with its own statistics.
+    augmentation : str
+        What made ``augmented``, for the card.
     """
     config = feature_config or FeatureConfig()
     names = feature_names(config)
@@ -356,21 +364,31 @@ def train(
     if counts.min() < MIN_CLIPS_PER_CLASS:
         scarce = {str(c): int(n) for c, n in zip(classes, counts) if n < MIN_CLIPS_PER_CLASS}
         raise ModelError(f"each class needs at least {MIN_CLIPS_PER_CLASS} training clips; too few: {scarce}")
-    table = features[names]
+    if speaker_norm and speakers is None:
+        raise ModelError("per-speaker normalization needs the speaker of each training clip")
+    from .features.augmented import with_copies
+
+    speaker_array = np.asarray(speakers if speakers is not None else [""] * len(labels_array), dtype=str)
+    table, fit_labels, fit_speakers = with_copies(
+        features[names], labels_array, speaker_array, [copies[names] for copies in augmented]
+    )
     if speaker_norm:
-        if speakers is None:
-            raise ModelError("per-speaker normalization needs the speaker of each training clip")
         from .normalization import standardize_per_speaker
 
-        table = standardize_per_speaker(table, speakers)
-    pipeline = build_pipeline(classifier, seed=seed).fit(table, labels_array)
+        table = standardize_per_speaker(table, fit_speakers)
+    pipeline = build_pipeline(classifier, seed=seed).fit(table, fit_labels)
     base_card = {
         "name": classifier,
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "classifier": classifier,
         "pipeline": [f"{name}: {type(step).__name__}" for name, step in pipeline.steps],
         "seed": seed,
-        "training": {"n_clips": int(len(labels_array)), "class_counts": dict(zip(classes.tolist(), counts.tolist()))},
+        "training": {
+            "n_clips": int(len(labels_array)),
+            "class_counts": dict(zip(classes.tolist(), counts.tolist())),
+            "augmentation": augmentation or "none",
+            "n_augmented_copies": int(len(table) - len(labels_array)),
+        },
         "library_versions": library_versions(),
     }
     merged = {**base_card, **(card or {})}

@@ -176,6 +176,24 @@ def test_train_with_cross_validation_puts_scores_on_the_card(three_actors: Path,
     assert Model.load(out).classes == ["angry", "sad"]
 
 
+def test_train_with_speed_augmentation_records_it_and_trains_on_the_copies(three_actors: Path, feature_cache_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "augmented.joblib"
+    result = ser("train", three_actors, "--out", out, "--classes", "angry,sad", "--cv-folds", "0", "--augment", "speed",
+                 "--jobs", "1", "--cache-dir", feature_cache_dir)
+    assert result.exit_code == 0, result.stderr
+    training = read_card(out)["training"]
+    assert training["augmentation"] == "speed, 2 copies per training clip"
+    assert training["n_clips"] == 24 and training["n_augmented_copies"] == 48
+    assert Model.load(out).classes == ["angry", "sad"]
+
+
+def test_an_unknown_augmentation_is_refused_before_any_work(three_actors: Path, tmp_path: Path) -> None:
+    result = ser("evaluate", three_actors, "--augment", "reverb", "--out-dir", tmp_path / "report")
+    assert result.exit_code == 2
+    assert "unknown --augment 'reverb'" in result.stderr and "speed" in result.stderr
+    assert not (tmp_path / "report").exists()
+
+
 # --- evaluate --------------------------------------------------------------------------------
 
 
