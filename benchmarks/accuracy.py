@@ -7,9 +7,10 @@ actor, 4 actors held out per fold; the headline) and random stratified 5-fold (s
 speaker-dependent, for comparison only). Rows: our features with svm / mlp / xgboost / the
 soft-voting ensemble, each without and with per-speaker normalization; the SVM with its
 hyperparameters chosen by nested cross-validation (inner GroupKFold on the training speakers
-only); openSMILE eGeMAPSv02 and ComParE_2016 functionals with the same SVM pipeline; candidate
-feature groups that the extractor does not have yet (jitter/shimmer/HNR, formants, spectral
-flux, log-mel bands, voiced-frame MFCCs, F0 contour in semitones), computed here only; and the
+only); openSMILE eGeMAPSv02 and ComParE_2016 functionals with the same SVM pipeline; the
+previous extractor's vector (version 2: the current one without the groups added in version 3)
+to show what those groups gave; candidate feature groups that the extractor does not have
+(jitter/shimmer/HNR, formants, log-mel bands, voiced-frame MFCCs), computed here only; and the
 7-class and 4-class variants of the best row.
 
 Our features come from the cached :class:`ser_classic.features.FeatureExtractor`; openSMILE and
@@ -37,6 +38,7 @@ from readme_section import README, write_section
 from ser_classic.corpus import EMOTION_SETS, read_corpus, select_classes
 from ser_classic.evaluation import PROTOCOLS, Evaluation, evaluate
 from ser_classic.features import FeatureExtractor
+from ser_classic.features.augmented import augmented_features
 from ser_classic.features.cache import file_sha256
 
 _log = logging.getLogger("accuracy")
@@ -280,8 +282,9 @@ def _fit_unbalanced_svm(features: pd.DataFrame, labels: np.ndarray, speakers: np
     return pipeline.fit(features, labels)
 
 
-def run_row(spec: dict[str, Any], features: pd.DataFrame, table: pd.DataFrame) -> dict[str, Any]:
+def run_row(spec: dict[str, Any], features: pd.DataFrame, table: pd.DataFrame, augmented: Sequence[pd.DataFrame] = ()) -> dict[str, Any]:
     """Cross-validate one row under one protocol: the summary with UAR, and the time taken.
+    ``augmented``: copies of the clips, aligned with ``features``, for the training folds only.
 
     ``spec["classifier"]`` is a name in :data:`ser_classic.models.CLASSIFIERS`, run through
     :func:`ser_classic.evaluation.evaluate`, or ``svm-search`` (nested search of C and gamma) or
@@ -305,12 +308,12 @@ def run_row(spec: dict[str, Any], features: pd.DataFrame, table: pd.DataFrame) -
         else:
             evaluation = evaluate(
                 features, labels, speakers, classifier=spec["classifier"], protocol=protocol,
-                n_splits=N_SPLITS[protocol], seed=SEED, speaker_norm=speaker_norm,
+                n_splits=N_SPLITS[protocol], seed=SEED, speaker_norm=speaker_norm, augmented=augmented,
             )
     summary = evaluation.summary()
     uar = _uar(evaluation)
     summary["mean"]["uar"], summary["std"]["uar"] = float(np.mean(uar)), float(np.std(uar))
-    return {**spec, **extra, "summary": summary, "seconds": time.perf_counter() - started}
+    return {**spec, **extra, "summary": summary, "n_features": features.shape[1], "seconds": time.perf_counter() - started}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -367,7 +370,8 @@ def markdown(results: list[dict[str, Any]], best: tuple[str, str, bool], *, comm
         "recall* is the lowest per-class recall within a fold, averaged over the folds. *ECE* is the expected",
         "calibration error of the reported `confidence` (top-class probability, 10 bins; 0 means that",
         "`confidence` equals the chance of being right). The best row of our features is in bold. It was",
-        "picked by this same speaker-independent table among 8 rows, so its score is slightly optimistic.",
+        f"picked by this same speaker-independent table among {n_shippable(results)} rows that `ser train` can build, so its score is",
+        "slightly optimistic.",
         "",
         "**Per-speaker normalization** (`--speaker-norm`) standardizes each feature with the mean and",
         "standard deviation of the speaker's own clips: per training speaker when training, and per test",
@@ -389,13 +393,18 @@ def markdown(results: list[dict[str, Any]], best: tuple[str, str, bool], *, comm
         "",
         *_main_table(results, "random", best),
         "",
-        "Rows: *ours* is the extractor's vector (`ser_classic.features`). *svm*, *mlp*, *xgboost* and",
+        "Rows: *ours* is the extractor's vector (`ser_classic.features`). *ours, training + speed copies* adds",
+        "two speed-perturbed copies (×0.9 and ×1.1, tempo and pitch together) of every *training* clip",
+        "(`--augment speed`); test folds hold the original clips only, and with normalization each set of",
+        "copies of a speaker is standardized with its own statistics. *svm*, *mlp*, *xgboost* and",
         "*ensemble* are the `--classifier` choices; *ensemble* is soft voting (mean probability) over",
         "svm, logreg and mlp. *svm-search* is the SVM with C and gamma chosen by nested cross-validation:",
         "in each outer training fold, a 5-fold GroupKFold over that fold's training speakers only (or,",
         "under the random protocol, over all speakers in the training fold) picks C from",
         f"{', '.join(f'{c:g}' for c in SEARCH_C)} and gamma from {', '.join(f'{g:g}' for g in SEARCH_GAMMA_FACTORS)} × 1/n_features. "
-        "*candidates* are feature groups the extractor does not have yet, computed by this script only (see",
+        "*ours, version 2* is the previous extractor's vector: today's without the groups added in version 3",
+        f"(spectral flux, spectral balance, unvoiced-frame MFCCs, F0 spread, range and slope in semitones, voiced-segment rate; {ours_added(results)} features).",
+        "*candidates* are feature groups the extractor does not have, computed by this script only (see",
         "below). The openSMILE rows use the functionals of the recordings as they are (openSMILE does its own",
         "voicing decisions), with the same SVM pipeline.",
         "",
@@ -415,9 +424,11 @@ def markdown(results: list[dict[str, Any]], best: tuple[str, str, bool], *, comm
         "",
         "### Candidate feature groups (speaker-independent, SVM, per-speaker normalization on)",
         "",
-        "Each group is added on its own to our vector. These groups are not in the extractor: another",
-        "change was under way there. They are computed by `candidate_vector` in this script with",
-        "praat-parselmouth and librosa, on the trimmed clip at 16 kHz.",
+        "Each group is added on its own to our vector. These groups are not in the extractor: the",
+        "table shows too small a gain for their size (log-mel bands, voiced-frame MFCCs), or none at all",
+        "(Praat's jitter, shimmer, HNR and formants, which would also bring a GPL library into the core).",
+        "They are computed by `candidate_vector` in this script with praat-parselmouth and librosa, on the",
+        "trimmed clip at 16 kHz.",
         "",
         f"| added to ours | features | {_HEADER} |",
         "|---|---|" + "---|" * len(_COLUMNS),
@@ -447,6 +458,19 @@ def markdown(results: list[dict[str, Any]], best: tuple[str, str, bool], *, comm
     return "\n".join(lines)
 
 
+def n_shippable(results: list[dict[str, Any]]) -> int:
+    """How many speaker-independent rows the best row was picked from."""
+    return sum(
+        r.get("table") == "main" and r["protocol"] == "speaker" and r["features"] in SHIPPABLE_FEATURES and r["classifier"] in SHIPPABLE
+        for r in results
+    )
+
+
+def ours_added(results: list[dict[str, Any]]) -> int:
+    """How many features version 3 added to version 2's vector."""
+    return _find(results, "ours", "svm", False)["n_features"] - _find(results, "ours, version 2", "svm", False)["n_features"]
+
+
 def findings(results: list[dict[str, Any]]) -> list[str]:
     """What each attempt gave, read from the measured rows (speaker-independent accuracy)."""
 
@@ -461,6 +485,19 @@ def findings(results: list[dict[str, Any]]) -> list[str]:
             f"ensemble {accuracy('ours', 'ensemble', norm):.3f}, SVM after nested search {accuracy('ours', 'svm-search', norm):.3f}, "
             f"SVM without class weights {accuracy('ours', 'svm-unbalanced', norm):.3f}; adding all candidate groups: "
             f"SVM {accuracy('ours + candidates', 'svm', norm):.3f}, ensemble {accuracy('ours + candidates', 'ensemble', norm):.3f}."
+        )
+    for norm in (False, True):
+        lines.append(
+            f"- The groups added in extractor version 3, {'with' if norm else 'without'} normalization: SVM "
+            f"{accuracy('ours, version 2', 'svm', norm):.3f} → {accuracy('ours', 'svm', norm):.3f}, ensemble "
+            f"{accuracy('ours, version 2', 'ensemble', norm):.3f} → {accuracy('ours', 'ensemble', norm):.3f}."
+        )
+    for norm in (False, True):
+        lines.append(
+            f"- Speed-perturbed copies (×0.9, ×1.1) of the training clips, {'with' if norm else 'without'} normalization: SVM "
+            f"{accuracy('ours', 'svm', norm):.3f} → {accuracy(AUGMENTED, 'svm', norm):.3f}, ensemble "
+            f"{accuracy('ours', 'ensemble', norm):.3f} → {accuracy(AUGMENTED, 'ensemble', norm):.3f} "
+            "(the other augmentations: `benchmarks/augmentation.md`)."
         )
     gain = accuracy("ours", "svm", True) - accuracy("ours", "svm", False)
     lines.append(f"- Per-speaker normalization changes the SVM's accuracy by {gain:+.3f}.")
@@ -487,8 +524,8 @@ def targets(results: list[dict[str, Any]], best: tuple[str, str, bool]) -> list[
     def mean(row: dict[str, Any], key: str) -> float:
         return row["summary"]["mean"][key]
 
-    speaker_rows = [r for r in results if r.get("table") == "main" and r["protocol"] == "speaker" and r["features"] == "ours" and r["classifier"] in SHIPPABLE]
-    random_rows = [r for r in results if r.get("table") == "main" and r["protocol"] == "random" and r["features"] == "ours" and r["classifier"] in SHIPPABLE]
+    speaker_rows = [r for r in results if r.get("table") == "main" and r["protocol"] == "speaker" and r["features"] in SHIPPABLE_FEATURES and r["classifier"] in SHIPPABLE]
+    random_rows = [r for r in results if r.get("table") == "main" and r["protocol"] == "random" and r["features"] in SHIPPABLE_FEATURES and r["classifier"] in SHIPPABLE]
     without = max((r for r in speaker_rows if not r["speaker_norm"]), key=lambda r: mean(r, "accuracy"))
     with_norm = max((r for r in speaker_rows if r["speaker_norm"]), key=lambda r: mean(r, "accuracy"))
     random_best = max(random_rows, key=lambda r: mean(r, "accuracy"))
@@ -510,7 +547,7 @@ def targets(results: list[dict[str, Any]], best: tuple[str, str, bool]) -> list[
         "|---|---|---|---|---|",
     ]
     for name, wanted, measured, row in checks:
-        label = f"{row['classifier']}, {'with' if row['speaker_norm'] else 'without'} normalization"
+        label = f"{row['features']}, {row['classifier']}, {'with' if row['speaker_norm'] else 'without'} normalization"
         lines.append(f"| {name} | ≥ {wanted:.2f} | {measured:.3f} | {label} | {'yes' if measured >= wanted else '**no**'} |")
     return lines
 
@@ -518,18 +555,25 @@ def targets(results: list[dict[str, Any]], best: tuple[str, str, bool]) -> list[
 # ---------------------------------------------------------------------------------------------
 # Main
 
-#: Candidate feature groups: name -> prefixes of the columns of :func:`candidate_vector`.
+#: Candidate feature groups the extractor does not have: name -> prefixes of the columns of
+#: :func:`candidate_vector`. Its other columns (F0 in semitones, voiced segments, spectral flux,
+#: RMS slope, unvoiced-frame MFCCs) have counterparts in the extractor since version 3.
 CANDIDATE_GROUPS: dict[str, tuple[str, ...]] = {
-    "F0 contour in semitones (statistics, slope, range, delta)": ("st_f0",),
-    "voiced-segment rate and length": ("voiced_segment",),
     "jitter, shimmer, HNR": ("jitter", "shimmer", "hnr"),
     "formants F1-F3 over voiced frames": ("formant",),
-    "spectral flux, RMS slope and delta": ("spectral_flux", "rms_db"),
     "40 log-mel bands (mean, std)": ("logmel",),
-    "MFCCs over voiced / unvoiced frames": ("mfcc_voiced", "mfcc_unvoiced"),
+    "MFCCs over voiced frames": ("mfcc_voiced",),
 }
+#: Prefixes of the features added in extractor version 3; the others make up version 2's vector.
+ADDED_IN_VERSION_3 = (
+    "spectral_flux", "alpha_ratio", "hammarberg", "spectral_slope", "mfcc_unvoiced", "f0_semitone", "voiced_segment_rate",
+)
 
 MAIN_CLASSIFIERS = ("svm", "mlp", "xgboost", "ensemble", "svm-search", "svm-unbalanced")
+#: Rows of our features whose training folds also hold speed-perturbed copies (``--augment speed``).
+AUGMENTED = "ours, training + speed copies"
+#: Feature rows that ``ser train`` can build, the candidates for the bundled model.
+SHIPPABLE_FEATURES = ("ours", AUGMENTED)
 #: Rows the best configuration is chosen from: the ones ``ser train`` can build.
 SHIPPABLE = ("svm", "mlp", "xgboost", "ensemble")
 
@@ -540,13 +584,15 @@ def main_specs(feature_sets: Sequence[str]) -> list[dict[str, Any]]:
     for protocol in ("speaker", "random"):
         for speaker_norm in (False, True):
             rows = [("ours", classifier) for classifier in MAIN_CLASSIFIERS]
+            rows += [(AUGMENTED, "svm"), (AUGMENTED, "ensemble")]
+            rows += [("ours, version 2", "svm"), ("ours, version 2", "ensemble")]
             rows += [("ours + candidates", "svm"), ("ours + candidates", "ensemble")]
             rows += [(name, "svm") for name in feature_sets if name.startswith("openSMILE")]
             specs += [{"features": f, "classifier": c, "speaker_norm": speaker_norm, "protocol": protocol, "table": "main"} for f, c in rows]
     return specs
 
 
-def _run_all(jobs: list[tuple[dict[str, Any], pd.DataFrame, pd.DataFrame]], n_jobs: int) -> list[dict[str, Any]]:
+def _run_all(jobs: list[tuple[dict[str, Any], pd.DataFrame, pd.DataFrame, list[pd.DataFrame]]], n_jobs: int) -> list[dict[str, Any]]:
     """Run rows in ``n_jobs`` processes, slowest first; results in the order given."""
     from joblib import Parallel, delayed
 
@@ -574,20 +620,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     paths = table["path"].tolist()
     ours = our_features(paths, args.cache_dir, args.jobs).reset_index(drop=True)
     candidates = candidate_features(paths, args.cache_dir, args.jobs).reset_index(drop=True)
-    features = {"ours": ours, "ours + candidates": pd.concat([ours, candidates], axis=1)}
+    candidates = candidates[[c for c in candidates.columns if c.startswith(tuple(p for g in CANDIDATE_GROUPS.values() for p in g))]]
+    features = {
+        "ours": ours,
+        "ours, version 2": ours[[c for c in ours.columns if not c.startswith(ADDED_IN_VERSION_3)]],
+        "ours + candidates": pd.concat([ours, candidates], axis=1),
+    }
     for name in OPENSMILE_SETS:
         features[f"openSMILE {name}"] = opensmile_features(paths, name, args.cache_dir, args.jobs).reset_index(drop=True)
+    features[AUGMENTED] = ours
+    copies = {AUGMENTED: augmented_features(paths, "speed", cache_dir=args.cache_dir, n_jobs=args.jobs, progress=True)}
+    copies = {name: [c.reset_index(drop=True) for c in tables] for name, tables in copies.items()}
     _log.info("features ready after %.0f s", time.perf_counter() - started)
 
-    jobs = [(spec, features[spec["features"]], table) for spec in main_specs(list(features))]
+    jobs = [(spec, features[spec["features"]], table, copies.get(spec["features"], [])) for spec in main_specs(list(features))]
     for group, prefixes in CANDIDATE_GROUPS.items():
         columns = [c for c in candidates.columns if c.startswith(prefixes)]
         spec = {"features": f"ours + {group}", "classifier": "svm", "speaker_norm": True, "protocol": "speaker",
                 "table": "groups", "group": group, "n_added": len(columns)}
-        jobs.append((spec, pd.concat([ours, candidates[columns]], axis=1), table))
+        jobs.append((spec, pd.concat([ours, candidates[columns]], axis=1), table, []))
     results = _run_all(jobs, args.jobs)
 
-    shippable = [r for r in results if r["table"] == "main" and r["protocol"] == "speaker" and r["features"] == "ours" and r["classifier"] in SHIPPABLE]
+    shippable = [r for r in results if r["table"] == "main" and r["protocol"] == "speaker" and r["features"] in SHIPPABLE_FEATURES and r["classifier"] in SHIPPABLE]
     best = _key(max(shippable, key=lambda r: r["summary"]["mean"]["accuracy"]))
     subset_jobs = []
     for subset, title in (("ravdess7", "7 (no surprised)"), ("basic4", "4 (neutral, happy, sad, angry)")):
@@ -595,7 +649,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         for protocol in ("speaker", "random"):
             spec = {"features": best[0], "classifier": best[1], "speaker_norm": best[2], "protocol": protocol,
                     "table": "subset", "subset": subset, "subset_title": title}
-            subset_jobs.append((spec, features[best[0]][keep].reset_index(drop=True), select_classes(table, subset)))
+            subset_copies = [c[keep].reset_index(drop=True) for c in copies.get(best[0], [])]
+            subset_jobs.append((spec, features[best[0]][keep].reset_index(drop=True), select_classes(table, subset), subset_copies))
     results += _run_all(subset_jobs, args.jobs)
 
     minutes = (time.perf_counter() - started) / 60
