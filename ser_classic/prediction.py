@@ -9,19 +9,22 @@ from contextlib import nullcontext
 from functools import partial
 from os import PathLike
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 
 from .corpus import find_audio_files
 from .errors import SERError
 from .features.config import FeatureConfig
-from .features.extractor import FeatureExtractor, extract_vector
+from .features.extractor import extract_vector
 from .model_file import ModelFile
-from .models import Model
 from .outputs import read_jsonl_rows
 from .parallel import helper_process
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from .models import Model
 
 __all__ = ["prediction_columns", "predict_files", "resumable_rows", "speaker_of"]
 
@@ -73,6 +76,9 @@ def predict_files(
         else nullcontext()
     )
     with helper:
+        # scikit-learn and pandas are imported here, after the fork: the helper goes without them
+        from .features.transformer import FeatureExtractor
+
         loaded = model.load() if isinstance(model, ModelFile) else model
         extractor = FeatureExtractor(model.feature_config, cache_dir=cache_dir, n_jobs=n_jobs)
         results = extractor.iter_files(targets, progress=progress)
@@ -124,6 +130,8 @@ def _classify_by_speaker(
 
 def _classify_speaker(items: list[tuple[int, str, Any]], speaker: str, model: Model) -> dict[int, dict[str, Any]]:
     """Rows (by file index) of one speaker's files, standardized with the good ones' statistics."""
+    import pandas as pd
+
     good = [(index, path, values) for index, path, values in items if not isinstance(values, SERError)]
     rows = {index: _classify(path, values, model) for index, path, values in items if isinstance(values, SERError)}
     if good:
@@ -162,6 +170,8 @@ def _classify(path: str, values: Any, model: Model) -> dict[str, Any]:
     Files are classified one at a time: a matrix product over one row rounds differently from
     one over many, and a file's probabilities must not depend on which files share its run.
     """
+    import pandas as pd
+
     if isinstance(values, SERError):
         _log.warning("%s", values)
         return {"path": path, "emotion": None, "confidence": None, "error": values.reason}

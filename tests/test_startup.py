@@ -59,6 +59,29 @@ def test_one_clip_prediction_imports_only_what_it_uses(angry_clip: Path) -> None
     assert unused & modules == set()
 
 
+def _modules_after(code: str) -> set[str]:
+    result = subprocess.run([sys.executable, "-c", f"{code}; import sys; print(' '.join(sys.modules))"], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    return set(result.stdout.split())
+
+
+def test_what_the_command_imports_before_forking_its_helper_is_light() -> None:
+    """``ser predict`` forks its extraction helper after these imports: all they import delays
+    the helper, whose own imports (librosa, numba) are the longest path of a one-clip run."""
+    modules = _modules_after("import ser_classic.cli, ser_classic.model_file, ser_classic.outputs, ser_classic.parallel, ser_classic.prediction")
+    assert {"numpy", "ser_classic.features.extractor"} <= modules
+    assert {"scipy", "pandas", "sklearn", "librosa", "numba", "joblib"} & modules == set()
+
+
+def test_extracting_features_imports_neither_scikit_learn_nor_pandas(angry_clip: Path) -> None:
+    modules = _modules_after(
+        "from ser_classic import audio; from ser_classic.features import FeatureConfig; "
+        f"from ser_classic.features.extractor import extract_vector; extract_vector(audio.load({str(angry_clip)!r}), FeatureConfig())"
+    )
+    assert {"librosa", "numba", "soundfile"} <= modules
+    assert {"sklearn", "pandas"} & modules == set()
+
+
 @pytest.mark.parametrize("top_db", [20.0, 30.0, 60.0])
 def test_trim_bounds_equal_librosa_trim_on_real_clips(actor_01: Path, top_db: float) -> None:
     for path in sorted(actor_01.glob("*.flac"))[::6]:
