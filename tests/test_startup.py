@@ -137,6 +137,28 @@ def test_helper_process_runs_a_few_calls_in_order_in_one_forked_process(n_jobs: 
     assert result.stdout.split() == ["True", f"[{in_this_process}]"]
 
 
+HELPER_GC = """
+import gc, os
+from ser_classic.parallel import helper_process, ordered_map
+
+def collector_state(item):
+    return os.getpid(), gc.isenabled(), len(gc.get_objects(generation=2)) < gc.get_freeze_count()
+
+with helper_process(os.getpid, n_jobs=2, n_items=1):
+    [(pid, enabled, frozen)] = ordered_map(collector_state, [0], n_jobs=2)
+print(pid != os.getpid(), enabled, frozen)
+"""
+
+
+@pytest.mark.skipif((os.cpu_count() or 1) < 2 or not sys.platform.startswith("linux"), reason="the helper needs two cores and fork")
+def test_the_helper_collects_garbage_again_after_its_warm_up() -> None:
+    """The warm-up runs without garbage collections; what it built is frozen, and the calls
+    that follow run with the collector on."""
+    result = subprocess.run([sys.executable, "-c", HELPER_GC], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.split() == ["True", "True", "True"]
+
+
 def _ser(*arguments: str) -> subprocess.CompletedProcess:
     """``ser ARGUMENTS`` in a new process, as users run it (so the helper process is used)."""
     command = [sys.executable, "-c", "from ser_classic.cli import main; main()", *arguments]
