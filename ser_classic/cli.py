@@ -357,7 +357,7 @@ def info(
     Example: ser info models/ser-default.joblib
     """
     from .errors import SERError
-    from .models import DEFAULT_MODEL_PATH, read_card
+    from .model_file import DEFAULT_MODEL_PATH, read_card
 
     try:
         card = read_card(model or DEFAULT_MODEL_PATH)
