@@ -70,7 +70,7 @@ def helper_process(warm_up: Callable[[], object], *, n_jobs: int | None, n_items
     two processes or more, ``n_items`` (at least one) are too few for a pool, the backend is
     local, and forking is safe: on Linux, from a process running no other thread. Otherwise
     the block changes nothing. Ctrl-C is left to this process, which ends the helper on leaving
-    the block; ``warm_up`` must not need its result or its exceptions.
+    the block. ``warm_up`` must be picklable; its result and its exceptions are dropped.
     """
     import sys
     import threading
