@@ -154,10 +154,10 @@ def predict(
 
     Example: ser predict ../shared/data/ravdess/Actor_01 --format csv --output predictions.csv
     """
-    from itertools import chain
+    from itertools import chain, islice
 
     from .errors import SERError
-    from .models import DEFAULT_MODEL_PATH, Model
+    from .model_file import DEFAULT_MODEL_PATH, ModelFile
     from .outputs import format_for, write_rows
     from .parallel import parallel_backend
     from .prediction import predict_files, prediction_columns, resumable_rows
@@ -165,7 +165,7 @@ def predict(
     _setup_logging()
     try:
         fmt = format_for(output, output_format)
-        loaded = Model.load(model or DEFAULT_MODEL_PATH)
+        model_file = ModelFile.open(model or DEFAULT_MODEL_PATH)
         failed = 0
 
         def counted(rows: Any) -> Any:
@@ -175,12 +175,14 @@ def predict(
                 yield row
 
         inputs, speakers = _prediction_inputs(paths or [], manifest, speaker_column)
-        kept = resumable_rows(output, fmt, loaded.classes) if resume else []
+        kept = resumable_rows(output, fmt, model_file.classes) if resume else []
         with parallel_backend(backend, scheduler=scheduler, n_workers=jobs):
             rows = predict_files(
-                inputs, loaded, n_jobs=jobs, progress=True, cache_dir=cache_dir, skip={row["path"] for row in kept}, speakers=speakers
+                inputs, model_file, n_jobs=jobs, progress=True, cache_dir=cache_dir, skip={row["path"] for row in kept}, speakers=speakers
             )
-            total = write_rows(counted(chain(kept, rows)), prediction_columns(loaded.classes), fmt, output, keep_on_interrupt=resume)
+            first = list(islice(rows, 1))  # loads the model: one that cannot be unpickled fails before any output
+            columns = prediction_columns(model_file.classes)
+            total = write_rows(counted(chain(kept, first, rows)), columns, fmt, output, keep_on_interrupt=resume)
     except SERError as error:
         raise _fail(error) from None
     if total == 0:
@@ -396,7 +398,7 @@ def info(
     Example: ser info models/ser-default.joblib
     """
     from .errors import SERError
-    from .models import DEFAULT_MODEL_PATH, read_card
+    from .model_file import DEFAULT_MODEL_PATH, read_card
 
     try:
         card = read_card(model or DEFAULT_MODEL_PATH)
@@ -456,4 +458,11 @@ def serve_app(
 
 def main() -> None:
     """Entry point of the ``ser`` command."""
+    import atexit
+    import gc
+
+    # Registered first, run last: the interpreter's shutdown then skips collecting the objects
+    # of numba, scikit-learn and pandas (about half a second). Flushing and atexit handlers still
+    # happen; finalizers of objects alive at exit are not guaranteed by Python anyway.
+    atexit.register(gc.freeze)
     app()

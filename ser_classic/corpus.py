@@ -10,11 +10,13 @@ import re
 from collections.abc import Iterable, Iterator, Sequence
 from os import PathLike
 from pathlib import Path
-
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from .audio import AUDIO_EXTENSIONS
 from .errors import CorpusError
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = [
     "RAVDESS_EMOTIONS",
@@ -142,6 +144,8 @@ def read_label_folders(root: str | PathLike[str]) -> pd.DataFrame:
 
 def read_manifest(manifest: str | PathLike[str]) -> pd.DataFrame:
     """A CSV with columns ``path,label[,speaker,...]``; relative paths are taken from its folder."""
+    import pandas as pd
+
     manifest_path = Path(manifest)
     try:
         table = pd.read_csv(manifest_path, dtype=str, keep_default_na=False)
@@ -166,6 +170,8 @@ def read_file_list(manifest: str | PathLike[str], *, speaker_column: str = "spea
     Relative paths are taken from the CSV's folder. Returns columns ``path`` and ``speaker``
     (``None`` where the CSV has no such column or the cell is empty), in the CSV's order.
     """
+    import pandas as pd
+
     manifest_path = Path(manifest)
     try:
         table = pd.read_csv(manifest_path, dtype=str, keep_default_na=False)
@@ -218,6 +224,8 @@ def select_classes(corpus: pd.DataFrame, classes: str | Sequence[str] | None) ->
 
 
 def _as_table(rows: Iterable[dict[str, object]] | Iterator[dict[str, object]]) -> pd.DataFrame:
+    import pandas as pd
+
     table = pd.DataFrame(list(rows))
     first = ["path", "label", "speaker"]
     table = table[first + [c for c in table.columns if c not in first]]

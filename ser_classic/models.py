@@ -24,8 +24,9 @@ from sklearn.preprocessing import LabelEncoder
 from .atomic import atomic_output
 from .errors import ModelError
 from .features.cache import file_sha256
-from .features.config import EXTRACTOR_VERSION, FeatureConfig
+from .features.config import FeatureConfig
 from .features.extractor import feature_names
+from .model_file import ARTIFACT_FORMAT, DEFAULT_MODEL_PATH, ModelFile, card_path, read_card
 
 __all__ = [
     "CLASSIFIERS",
@@ -33,14 +34,13 @@ __all__ = [
     "DEFAULT_MODEL_PATH",
     "LabelEncodedClassifier",
     "Model",
+    "ModelFile",
     "build_pipeline",
     "card_path",
+    "read_card",
     "train",
 ]
 
-#: The bundled default model, rebuilt by the command in the README.
-DEFAULT_MODEL_PATH = Path(__file__).resolve().parents[1] / "models" / "ser-default.joblib"
-ARTIFACT_FORMAT = 1
 #: Fewer clips of a class leave the SVM's internal 5-fold calibration without examples of it.
 MIN_CLIPS_PER_CLASS = 5
 
@@ -140,12 +140,6 @@ def build_pipeline(name: str, *, seed: int = 0) -> Pipeline:
     if name not in CLASSIFIERS:
         raise ModelError(f"unknown classifier {name!r}; choose from {sorted(CLASSIFIERS)}")
     return Pipeline([("scale", StandardScaler()), ("classify", CLASSIFIERS[name](seed))])
-
-
-def card_path(model_path: str | PathLike[str]) -> Path:
-    """The model card beside a model file: ``m.joblib`` -> ``m.card.json``."""
-    path = Path(model_path)
-    return path.with_name(path.stem + ".card.json")
 
 
 def library_versions() -> dict[str, str]:
@@ -248,72 +242,15 @@ class Model:
     def load(cls, path: str | PathLike[str]) -> Model:
         """Load a model after checking its card: hash, extractor version, feature names.
 
+        The same as ``ModelFile.open(path).load()`` (see :class:`ModelFile`).
+
         Raises
         ------
         ModelError
             Missing file or card, a SHA-256 that does not match the card (the file is then
             never unpickled), another extractor version, or other feature names.
         """
-        import joblib
-
-        target = Path(path)
-        card = read_card(target)
-        if not target.is_file():
-            raise ModelError("no such model file", path)
-        artifact_entry = card.get("artifact")
-        expected = artifact_entry.get("sha256") if isinstance(artifact_entry, dict) else None
-        try:
-            actual = file_sha256(target)
-        except OSError as error:
-            raise ModelError(f"cannot read the model file ({error.strerror or type(error).__name__})", path) from None
-        if expected != actual:
-            raise ModelError(
-                "SHA-256 of the file does not match its model card: refusing to load a modified or "
-                "foreign model file",
-                path,
-            )
-        stored_config = card.get("feature_config")
-        stored_config = stored_config if isinstance(stored_config, dict) else {}
-        if stored_config.get("version") != EXTRACTOR_VERSION:
-            raise ModelError(
-                f"made with feature extractor version {stored_config.get('version')!r}, this is "
-                f"version {EXTRACTOR_VERSION!r}: retrain the model",
-                path,
-            )
-        try:
-            config = FeatureConfig.from_dict(stored_config)
-        except TypeError:
-            raise ModelError("the model card's feature settings are not this extractor's: retrain the model", path) from None
-        if card.get("feature_names") != feature_names(config):
-            raise ModelError("its feature names differ from this extractor's: retrain the model", path)
-        try:
-            artifact = joblib.load(target)
-        except Exception as error:  # unpickling can fail in many ways on a foreign file
-            raise ModelError(f"cannot load the model ({type(error).__name__}: {error})", path) from None
-        if not isinstance(artifact, dict) or artifact.get("format") != ARTIFACT_FORMAT:
-            raise ModelError("not a ser-classic model artifact", path)
-        if artifact["feature_names"] != card["feature_names"] or artifact["classes"] != card["classes"]:
-            raise ModelError("artifact and model card disagree on features or classes", path)
-        speaker_norm = bool(artifact.get("speaker_norm", False))
-        if speaker_norm != bool(card.get("speaker_norm", False)):
-            raise ModelError("artifact and model card disagree on per-speaker normalization", path)
-        return cls(pipeline=artifact["pipeline"], feature_config=config, card=card, speaker_norm=speaker_norm)
-
-
-def read_card(model_path: str | PathLike[str]) -> dict[str, Any]:
-    """The model card beside ``model_path``; :class:`ModelError` if missing or not JSON."""
-    card_file = card_path(model_path)
-    if not card_file.is_file():
-        if not Path(model_path).exists():
-            raise ModelError("no such model file", model_path)
-        raise ModelError(f"model card {card_file.name} is missing: cannot verify the model", model_path)
-    try:
-        card = json.loads(card_file.read_text())
-    except (OSError, ValueError) as error:
-        raise ModelError(f"unreadable model card ({error})", card_file) from None
-    if not isinstance(card, dict):
-        raise ModelError("model card is not a JSON object", card_file)
-    return card
+        return ModelFile.open(path).load()
 
 
 def train(

@@ -13,12 +13,13 @@ import sys
 from collections.abc import Iterable, Sequence
 from os import PathLike
 from pathlib import Path
-from typing import IO, Any
-
-import pandas as pd
+from typing import IO, TYPE_CHECKING, Any
 
 from .atomic import atomic_output
 from .errors import SERError
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = ["ROW_FORMATS", "format_for", "read_jsonl_rows", "write_rows", "write_table"]
 
@@ -59,6 +60,8 @@ def _write_stream(rows: Iterable[dict[str, Any]], columns: Sequence[str], fmt: s
             stream.flush()
             count += 1
     else:
+        import pandas as pd
+
         table = pd.DataFrame(list(rows), columns=list(columns))
         count = len(table)
         shown = [c for c in ("path", "emotion", "confidence", "error") if c in table.columns]

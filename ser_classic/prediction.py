@@ -5,18 +5,26 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
+from contextlib import nullcontext
+from functools import partial
 from os import PathLike
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 
 from .corpus import find_audio_files
 from .errors import SERError
-from .features.extractor import FeatureExtractor
-from .models import Model
+from .features.config import FeatureConfig
+from .features.extractor import extract_vector
+from .model_file import ModelFile
 from .outputs import read_jsonl_rows
+from .parallel import helper_process
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from .models import Model
 
 __all__ = ["prediction_columns", "predict_files", "resumable_rows", "speaker_of"]
 
@@ -30,7 +38,7 @@ def prediction_columns(classes: Sequence[str]) -> list[str]:
 
 def predict_files(
     paths: Iterable[str | PathLike[str]],
-    model: Model,
+    model: Model | ModelFile,
     *,
     n_jobs: int | None = 1,
     progress: bool = False,
@@ -46,6 +54,12 @@ def predict_files(
     stops the batch. Files whose path, as a row would name it, is in ``skip`` are left out
     (see :func:`resumable_rows`).
 
+    Given a :class:`~ser_classic.model_file.ModelFile`, the model is loaded (:meth:`ModelFile.load`,
+    whose :class:`~ser_classic.errors.ModelError` comes before the first row) while a helper
+    process prepares the feature extraction, when ``n_jobs`` allows two processes and the files
+    are too few for a pool (see :func:`~ser_classic.parallel.helper_process`): the start-up of
+    a few files then costs the slower of the two, not their sum.
+
     A model trained with per-speaker normalization standardizes each speaker's files with the
     statistics of those files (see :mod:`ser_classic.normalization`): a file's row then comes
     once all files of its speaker are done. The speaker of a file is ``speakers[str(path)]``,
@@ -53,15 +67,33 @@ def predict_files(
     :data:`~ser_classic.normalization.MIN_CLIPS_PER_SPEAKER` files gets a warning.
     """
     found = find_audio_files(paths)
-    files = [path for path in found if str(path) not in skip]
-    extractor = FeatureExtractor(model.feature_config, cache_dir=cache_dir, n_jobs=n_jobs)
-    if model.speaker_norm:
-        # skipped files still count in their speaker's statistics, as in the run that wrote their rows
-        rows = _classify_by_speaker(found, extractor.iter_files(found, progress=progress), model, speakers or {})
-        yield from (row for row in rows if row["path"] not in skip)
-        return
-    for path, values in extractor.iter_files(files, progress=progress):
-        yield _classify(path, values, model)
+    # skipped files still count in their speaker's statistics, as in the run that wrote their rows
+    targets = found if model.speaker_norm else [path for path in found if str(path) not in skip]
+    # cached vectors need no warm-up: then nothing would be gained while the model loads
+    helper = (
+        helper_process(partial(_warm_up, model.feature_config), n_jobs=n_jobs, n_items=len(targets))
+        if isinstance(model, ModelFile) and cache_dir is None
+        else nullcontext()
+    )
+    with helper:
+        # scikit-learn and pandas are imported here, after the fork: the helper goes without them
+        from .features.transformer import FeatureExtractor
+
+        loaded = model.load() if isinstance(model, ModelFile) else model
+        extractor = FeatureExtractor(model.feature_config, cache_dir=cache_dir, n_jobs=n_jobs)
+        results = extractor.iter_files(targets, progress=progress)
+        if loaded.speaker_norm:
+            rows = _classify_by_speaker(found, results, loaded, speakers or {})
+            yield from (row for row in rows if row["path"] not in skip)
+        else:
+            yield from (_classify(path, values, loaded) for path, values in results)
+
+
+def _warm_up(config: FeatureConfig) -> None:
+    """Extract the features of half a second of a synthetic tone, discarding them: the imports
+    and compiled code that the extraction of the first file would otherwise wait for."""
+    seconds = np.arange(config.sample_rate // 2) / config.sample_rate
+    extract_vector((0.1 * np.sin(2 * np.pi * 220.0 * seconds)).astype(np.float32), config)
 
 
 def speaker_of(path: str | PathLike[str], speakers: Mapping[str, str]) -> str:
@@ -98,6 +130,8 @@ def _classify_by_speaker(
 
 def _classify_speaker(items: list[tuple[int, str, Any]], speaker: str, model: Model) -> dict[int, dict[str, Any]]:
     """Rows (by file index) of one speaker's files, standardized with the good ones' statistics."""
+    import pandas as pd
+
     good = [(index, path, values) for index, path, values in items if not isinstance(values, SERError)]
     rows = {index: _classify(path, values, model) for index, path, values in items if isinstance(values, SERError)}
     if good:
@@ -136,6 +170,8 @@ def _classify(path: str, values: Any, model: Model) -> dict[str, Any]:
     Files are classified one at a time: a matrix product over one row rounds differently from
     one over many, and a file's probabilities must not depend on which files share its run.
     """
+    import pandas as pd
+
     if isinstance(values, SERError):
         _log.warning("%s", values)
         return {"path": path, "emotion": None, "confidence": None, "error": values.reason}

@@ -6,7 +6,10 @@ when a module-level import of a heavy library creeps back in.
 
 from __future__ import annotations
 
+import json
 import os
+import pickle
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -16,6 +19,8 @@ import numpy as np
 import pytest
 
 from ser_classic import audio
+from ser_classic.features.cache import file_sha256
+from ser_classic.models import card_path, read_card
 from ser_classic.parallel import ordered_map
 
 SER = [sys.executable, "-X", "importtime", "-c", "from ser_classic.cli import main; main()"]
@@ -54,6 +59,29 @@ def test_one_clip_prediction_imports_only_what_it_uses(angry_clip: Path) -> None
     assert unused & modules == set()
 
 
+def _modules_after(code: str) -> set[str]:
+    result = subprocess.run([sys.executable, "-c", f"{code}; import sys; print(' '.join(sys.modules))"], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    return set(result.stdout.split())
+
+
+def test_what_the_command_imports_before_forking_its_helper_is_light() -> None:
+    """``ser predict`` forks its extraction helper after these imports: all they import delays
+    the helper, whose own imports (librosa, numba) are the longest path of a one-clip run."""
+    modules = _modules_after("import ser_classic.cli, ser_classic.model_file, ser_classic.outputs, ser_classic.parallel, ser_classic.prediction")
+    assert {"numpy", "ser_classic.features.extractor"} <= modules
+    assert {"scipy", "pandas", "sklearn", "librosa", "numba", "joblib"} & modules == set()
+
+
+def test_extracting_features_imports_neither_scikit_learn_nor_pandas(angry_clip: Path) -> None:
+    modules = _modules_after(
+        "from ser_classic import audio; from ser_classic.features import FeatureConfig; "
+        f"from ser_classic.features.extractor import extract_vector; extract_vector(audio.load({str(angry_clip)!r}), FeatureConfig())"
+    )
+    assert {"librosa", "numba", "soundfile"} <= modules
+    assert {"sklearn", "pandas"} & modules == set()
+
+
 @pytest.mark.parametrize("top_db", [20.0, 30.0, 60.0])
 def test_trim_bounds_equal_librosa_trim_on_real_clips(actor_01: Path, top_db: float) -> None:
     for path in sorted(actor_01.glob("*.flac"))[::6]:
@@ -85,3 +113,77 @@ def _item_and_pid(item: int) -> tuple[int, int]:
 def test_all_cores_on_a_few_items_runs_in_this_process() -> None:
     results = list(ordered_map(_item_and_pid, list(range(12)), n_jobs=-1))
     assert results == [(item, os.getpid()) for item in range(12)]
+
+
+HELPER_RUN = """
+import os, sys
+from ser_classic.parallel import helper_process, ordered_map
+
+def item_and_pid(item):
+    return item, os.getpid()
+
+n_jobs, n_items = int(sys.argv[1]), int(sys.argv[2])
+with helper_process(os.getpid, n_jobs=n_jobs, n_items=n_items):
+    results = list(ordered_map(item_and_pid, list(range(n_items)), n_jobs=n_jobs))
+print([item for item, _ in results] == list(range(n_items)), sorted({pid == os.getpid() for _, pid in results}))
+"""
+
+
+@pytest.mark.skipif((os.cpu_count() or 1) < 2 or not sys.platform.startswith("linux"), reason="the helper needs two cores and fork")
+@pytest.mark.parametrize(("n_jobs", "in_this_process"), [(-1, False), (2, False), (1, True)])
+def test_helper_process_runs_a_few_calls_in_order_in_one_forked_process(n_jobs: int, in_this_process: bool) -> None:
+    result = subprocess.run([sys.executable, "-c", HELPER_RUN, str(n_jobs), "5"], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.split() == ["True", f"[{in_this_process}]"]
+
+
+HELPER_GC = """
+import gc, os
+from ser_classic.parallel import helper_process, ordered_map
+
+def collector_state(item):
+    return os.getpid(), gc.isenabled(), len(gc.get_objects(generation=2)) < gc.get_freeze_count()
+
+with helper_process(os.getpid, n_jobs=2, n_items=1):
+    [(pid, enabled, frozen)] = ordered_map(collector_state, [0], n_jobs=2)
+print(pid != os.getpid(), enabled, frozen)
+"""
+
+
+@pytest.mark.skipif((os.cpu_count() or 1) < 2 or not sys.platform.startswith("linux"), reason="the helper needs two cores and fork")
+def test_the_helper_collects_garbage_again_after_its_warm_up() -> None:
+    """The warm-up runs without garbage collections; what it built is frozen, and the calls
+    that follow run with the collector on."""
+    result = subprocess.run([sys.executable, "-c", HELPER_GC], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.split() == ["True", "True", "True"]
+
+
+def _ser(*arguments: str) -> subprocess.CompletedProcess:
+    """``ser ARGUMENTS`` in a new process, as users run it (so the helper process is used)."""
+    command = [sys.executable, "-c", "from ser_classic.cli import main; main()", *arguments]
+    return subprocess.run(command, capture_output=True, text=True, timeout=120)
+
+
+def test_one_clip_prediction_is_the_same_with_the_helper_and_in_one_process(angry_clip: Path) -> None:
+    with_helper = _ser("predict", str(angry_clip), "--format", "csv")
+    one_process = _ser("predict", str(angry_clip), "--format", "csv", "--jobs", "1")
+    assert with_helper.returncode == one_process.returncode == 0, with_helper.stderr + one_process.stderr
+    assert with_helper.stdout == one_process.stdout
+    assert with_helper.stdout.count("\n") == 2
+
+
+def test_a_model_that_fails_to_unpickle_fails_before_any_output(small_model_path: Path, angry_clip: Path, tmp_path: Path) -> None:
+    """The card vouches for the file, so it is unpickled (while the helper warms up): its
+    error must still come before the CSV header, in one line, with exit code 2."""
+    model = tmp_path / "vouched.joblib"
+    shutil.copy(card_path(small_model_path), card_path(model))
+    model.write_bytes(pickle.dumps({"format": "not ours"}))
+    card = read_card(model)
+    card["artifact"]["sha256"] = file_sha256(model)
+    card_path(model).write_text(json.dumps(card))
+    result = _ser("predict", str(angry_clip), "--model", str(model), "--format", "csv")
+    assert result.returncode == 2
+    assert result.stdout == ""
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "not a ser-classic model artifact" in lines[0] and str(model) in lines[0]

@@ -1,11 +1,15 @@
 """Hand-crafted acoustic features: a named statistical vector per clip.
 
 One STFT and one pitch track per clip feed every group (see :data:`FEATURE_GROUPS`).
+:class:`FeatureExtractor` is imported on first use: it brings scikit-learn and pandas, which
+computing the features does not need.
 """
+
+from typing import Any
 
 from .cache import FeatureCache
 from .config import EXTRACTOR_VERSION, FeatureConfig
-from .extractor import FEATURE_GROUPS, FeatureExtractor, extract_features, feature_names
+from .extractor import FEATURE_GROUPS, extract_features, feature_names
 
 __all__ = [
     "EXTRACTOR_VERSION",
@@ -16,3 +20,11 @@ __all__ = [
     "extract_features",
     "feature_names",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "FeatureExtractor":
+        from .transformer import FeatureExtractor
+
+        return FeatureExtractor
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,0 +1,154 @@
+"""A model file on disk and the card beside it, read and checked before anything is unpickled.
+
+The card (``NAME.card.json``) holds the SHA-256 of the joblib file, the classes and the extractor
+settings. This module imports no scikit-learn: the CLI knows what a model needs (and whether
+its file is the one the card describes) before paying for the model itself (see
+:class:`ModelFile`); :mod:`ser_classic.models` holds the pipelines and :class:`~ser_classic.models.Model`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+from dataclasses import dataclass, field
+from os import PathLike
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .errors import ModelError
+from .features.config import EXTRACTOR_VERSION, FeatureConfig
+from .features.extractor import feature_names
+
+if TYPE_CHECKING:
+    from .models import Model
+
+__all__ = ["ARTIFACT_FORMAT", "DEFAULT_MODEL_PATH", "ModelFile", "card_path", "read_card"]
+
+#: The bundled default model, rebuilt by the command in the README.
+DEFAULT_MODEL_PATH = Path(__file__).resolve().parents[1] / "models" / "ser-default.joblib"
+ARTIFACT_FORMAT = 1
+
+
+def card_path(model_path: str | PathLike[str]) -> Path:
+    """The model card beside a model file: ``m.joblib`` -> ``m.card.json``."""
+    path = Path(model_path)
+    return path.with_name(path.stem + ".card.json")
+
+
+def read_card(model_path: str | PathLike[str]) -> dict[str, Any]:
+    """The model card beside ``model_path``; :class:`ModelError` if missing or not JSON."""
+    card_file = card_path(model_path)
+    if not card_file.is_file():
+        if not Path(model_path).exists():
+            raise ModelError("no such model file", model_path)
+        raise ModelError(f"model card {card_file.name} is missing: cannot verify the model", model_path)
+    try:
+        card = json.loads(card_file.read_text())
+    except (OSError, ValueError) as error:
+        raise ModelError(f"unreadable model card ({error})", card_file) from None
+    if not isinstance(card, dict):
+        raise ModelError("model card is not a JSON object", card_file)
+    return card
+
+
+@dataclass(frozen=True, eq=False)
+class ModelFile:
+    """A model file that its card vouches for, read but not yet unpickled.
+
+    :meth:`open` checks all that the card alone can decide; :meth:`load` unpickles the very
+    bytes whose SHA-256 was checked. In between, the classes and extractor settings are known,
+    so features can be extracted while the model loads, which imports scikit-learn (about a
+    second of start-up): see :func:`ser_classic.prediction.predict_files`.
+
+    Attributes
+    ----------
+    path : str or PathLike
+        The model file, as given to :meth:`open`.
+    card : dict
+        Its model card.
+    feature_config : FeatureConfig
+        Extractor settings the features must be computed with, from the card.
+    """
+
+    path: str | PathLike[str]
+    card: dict[str, Any]
+    feature_config: FeatureConfig
+    content: bytes = field(repr=False)
+
+    @property
+    def classes(self) -> list[str]:
+        """Class labels, in the order of probability columns (the loaded model's, as checked by :meth:`load`)."""
+        return [str(label) for label in self.card["classes"]]
+
+    @property
+    def speaker_norm(self) -> bool:
+        """Whether the model standardizes features per speaker (see :attr:`Model.speaker_norm`)."""
+        return bool(self.card.get("speaker_norm", False))
+
+    @classmethod
+    def open(cls, path: str | PathLike[str]) -> ModelFile:
+        """Read a model file and check its card: hash, extractor version, feature names.
+
+        Raises
+        ------
+        ModelError
+            Missing file or card, a SHA-256 that does not match the card, another extractor
+            version, or other feature names.
+        """
+        target = Path(path)
+        card = read_card(target)
+        if not target.is_file():
+            raise ModelError("no such model file", path)
+        artifact_entry = card.get("artifact")
+        expected = artifact_entry.get("sha256") if isinstance(artifact_entry, dict) else None
+        try:
+            content = target.read_bytes()
+        except OSError as error:
+            raise ModelError(f"cannot read the model file ({error.strerror or type(error).__name__})", path) from None
+        if expected != hashlib.sha256(content).hexdigest():
+            raise ModelError(
+                "SHA-256 of the file does not match its model card: refusing to load a modified or "
+                "foreign model file",
+                path,
+            )
+        stored_config = card.get("feature_config")
+        stored_config = stored_config if isinstance(stored_config, dict) else {}
+        if stored_config.get("version") != EXTRACTOR_VERSION:
+            raise ModelError(
+                f"made with feature extractor version {stored_config.get('version')!r}, this is "
+                f"version {EXTRACTOR_VERSION!r}: retrain the model",
+                path,
+            )
+        try:
+            config = FeatureConfig.from_dict(stored_config)
+        except TypeError:
+            raise ModelError("the model card's feature settings are not this extractor's: retrain the model", path) from None
+        if card.get("feature_names") != feature_names(config):
+            raise ModelError("its feature names differ from this extractor's: retrain the model", path)
+        return cls(path=path, card=card, feature_config=config, content=content)
+
+    def load(self) -> Model:
+        """Unpickle the model (importing scikit-learn).
+
+        Raises
+        ------
+        ModelError
+            The file is no ser-classic artifact, or it disagrees with its card.
+        """
+        import joblib
+
+        try:
+            artifact = joblib.load(io.BytesIO(self.content))
+        except Exception as error:  # unpickling can fail in many ways on a foreign file
+            raise ModelError(f"cannot load the model ({type(error).__name__}: {error})", self.path) from None
+        if not isinstance(artifact, dict) or artifact.get("format") != ARTIFACT_FORMAT:
+            raise ModelError("not a ser-classic model artifact", self.path)
+        if artifact["feature_names"] != self.card["feature_names"] or artifact["classes"] != self.card["classes"]:
+            raise ModelError("artifact and model card disagree on features or classes", self.path)
+        speaker_norm = bool(artifact.get("speaker_norm", False))
+        if speaker_norm != self.speaker_norm:
+            raise ModelError("artifact and model card disagree on per-speaker normalization", self.path)
+        from .models import Model
+
+        return Model(pipeline=artifact["pipeline"], feature_config=self.feature_config, card=self.card, speaker_norm=speaker_norm)
