@@ -458,6 +458,38 @@ def markdown(results: list[dict[str, Any]], best: tuple[str, str, bool], *, comm
     return "\n".join(lines)
 
 
+def bundled_row(card_file: Path = Path(__file__).resolve().parents[1] / "models" / "ser-default.card.json") -> tuple[str, str, bool]:
+    """The row of the bundled model's configuration, read from its card."""
+    card = json.loads(card_file.read_text())
+    augmented = card["training"].get("augmentation", "none").startswith("speed")
+    return (AUGMENTED if augmented else "ours"), card["classifier"], bool(card.get("speaker_norm", False))
+
+
+def headline(results: list[dict[str, Any]], bundled: tuple[str, str, bool], *, command: str) -> str:
+    """The short table at the top of the README: the rows `ser train` can build, without
+    per-speaker normalization (what a single clip of a new speaker gets), both protocols."""
+    lines = [
+        "| features and training | classifier | speaker-independent accuracy | weighted F1 | macro F1 | lowest class recall | random split accuracy (speaker-dependent) |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for row in results:
+        if not (row.get("table") == "main" and row["protocol"] == "speaker" and not row["speaker_norm"]
+                and row["features"] in SHIPPABLE_FEATURES and row["classifier"] in SHIPPABLE):
+            continue
+        mean, std = row["summary"]["mean"], row["summary"]["std"]
+        recall = min(row["summary"]["per_class"].items(), key=lambda item: item[1]["recall"])
+        random_row = _find(results, *_key(row), protocol="random")["summary"]
+        mark = "**" if _key(row) == bundled else ""
+        name = f"{mark}{row['classifier']}{' (bundled)' if mark else ''}{mark}"
+        lines.append(
+            f"| {row['features']} | {name} | {mark}{mean['accuracy']:.3f} ± {std['accuracy']:.3f}{mark} | "
+            f"{mean['f1_weighted']:.3f} ± {std['f1_weighted']:.3f} | {mean['f1_macro']:.3f} | {recall[0]} {recall[1]['recall']:.2f} | "
+            f"{random_row['mean']['accuracy']:.3f} ± {random_row['std']['accuracy']:.3f} |"
+        )
+    lines += ["", f"Made by `{command}` (see *Accuracy on RAVDESS* for every row, with and without per-speaker normalization)."]
+    return "\n".join(lines)
+
+
 def n_shippable(results: list[dict[str, Any]]) -> int:
     """How many speaker-independent rows the best row was picked from."""
     return sum(
@@ -656,6 +688,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     minutes = (time.perf_counter() - started) / 60
     command = f"python benchmarks/accuracy.py {args.corpus} --jobs {args.jobs}"
     write_section(args.out, "accuracy", markdown(results, best, command=command, minutes=minutes, n_clips=len(table)))
+    write_section(args.out, "headline", headline(results, bundled_row(), command=command))
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps({"best": best, "minutes": minutes, "protocols": PROTOCOLS, "rows": results}, indent=1, default=str))
     _log.info("wrote %s and %s in %.1f min", args.out, args.json, minutes)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from os import PathLike
@@ -203,7 +204,11 @@ class Model:
             from .normalization import standardize_per_speaker
 
             table = standardize_per_speaker(table, speakers)
-        values = self.pipeline.predict_proba(table)
+        with warnings.catch_warnings():
+            # The columns were just selected by name, in the training order; scikit-learn's own
+            # name check, repeated by every step of the pipeline, costs more than classifying.
+            warnings.filterwarnings("ignore", "X does not have valid feature names", UserWarning)
+            values = self.pipeline.predict_proba(table.to_numpy(dtype=np.float64))
         values = values / values.sum(axis=1, keepdims=True)
         return pd.DataFrame(values, index=features.index, columns=self.classes)
 

@@ -72,7 +72,7 @@ def test_every_feature_belongs_to_a_named_group() -> None:
     assert feature_groups(["mfcc_delta_01_mean", "mfcc_01_mean", "f0_p50", "made_up_1"]) == {
         "mfcc_delta_01_mean": "cepstral",
         "mfcc_01_mean": "cepstral",
-        "f0_p50": "pitch",
+        "f0_p50": "pitch and rhythm",
         "made_up_1": "other",
     }
     assert sum(feature_group_sizes(names).values()) == len(names)

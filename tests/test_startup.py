@@ -51,7 +51,6 @@ def test_one_clip_prediction_imports_only_what_it_uses(angry_clip: Path) -> None
         "librosa.decompose",
         "librosa.segment",
         "sklearn.cluster",
-        "sklearn.decomposition",
         "matplotlib",
         "gradio",
         "distributed",
