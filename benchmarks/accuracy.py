@@ -637,6 +637,12 @@ def _run_all(jobs: list[tuple[dict[str, Any], pd.DataFrame, pd.DataFrame, list[p
     return results
 
 
+def write_sections(out: Path, results: list[dict[str, Any]], best: tuple[str, str, bool], *, command: str, minutes: float, n_clips: int) -> None:
+    """Rewrite the accuracy and headline sections of ``out``."""
+    write_section(out, "accuracy", markdown(results, best, command=command, minutes=minutes, n_clips=n_clips))
+    write_section(out, "headline", headline(results, bundled_row(), command=command))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("corpus", type=Path, help="RAVDESS folder (Actor_XX/03-01-...).")
@@ -644,8 +650,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--jobs", type=int, default=2, help="Worker processes, for feature extraction and for rows.")
     parser.add_argument("--out", type=Path, default=README, help="File whose accuracy section is rewritten.")
     parser.add_argument("--json", type=Path, default=Path("reports") / "accuracy.json", help="All results as JSON.")
+    parser.add_argument("--from-json", action="store_true", help="Only rewrite the README sections from the JSON of a previous run.")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    command = f"python benchmarks/accuracy.py {args.corpus} --jobs {args.jobs}"
+    if args.from_json:
+        saved = json.loads(args.json.read_text())
+        n_clips = _find(saved["rows"], *saved["best"])["summary"]["n_clips"]
+        write_sections(args.out, saved["rows"], tuple(saved["best"]), command=command, minutes=saved["minutes"], n_clips=n_clips)
+        return 0
     started = time.perf_counter()
 
     table = ravdess_speech(args.corpus)
@@ -686,9 +699,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     results += _run_all(subset_jobs, args.jobs)
 
     minutes = (time.perf_counter() - started) / 60
-    command = f"python benchmarks/accuracy.py {args.corpus} --jobs {args.jobs}"
-    write_section(args.out, "accuracy", markdown(results, best, command=command, minutes=minutes, n_clips=len(table)))
-    write_section(args.out, "headline", headline(results, bundled_row(), command=command))
+    write_sections(args.out, results, best, command=command, minutes=minutes, n_clips=len(table))
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps({"best": best, "minutes": minutes, "protocols": PROTOCOLS, "rows": results}, indent=1, default=str))
     _log.info("wrote %s and %s in %.1f min", args.out, args.json, minutes)
