@@ -674,8 +674,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     for name in OPENSMILE_SETS:
         features[f"openSMILE {name}"] = opensmile_features(paths, name, args.cache_dir, args.jobs).reset_index(drop=True)
     features[AUGMENTED] = ours
-    copies = {AUGMENTED: augmented_features(paths, "speed", cache_dir=args.cache_dir, n_jobs=args.jobs, progress=True)}
-    copies = {name: [c.reset_index(drop=True) for c in tables] for name, tables in copies.items()}
+    speed_copies = augmented_features(paths, "speed", cache_dir=args.cache_dir, n_jobs=args.jobs, progress=True)
+    copies = {AUGMENTED: [table.reset_index(drop=True) for table in speed_copies]}
     _log.info("features ready after %.0f s", time.perf_counter() - started)
 
     jobs = [(spec, features[spec["features"]], table, copies.get(spec["features"], [])) for spec in main_specs(list(features))]

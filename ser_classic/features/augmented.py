@@ -34,18 +34,22 @@ def _copies_of_path(
     from ..augmentation import augment
 
     try:
-        if cache is not None:
-            cached = cache.get(path)
+        try:
+            digest: str | None = file_sha256(path)  # the cache key and the copies' seed, read once
+        except OSError:
+            digest = None  # unreadable: audio.load below says why
+        if cache is not None and digest is not None:
+            cached = cache.get(path, sha256=digest)
             if cached is not None and cached.shape[0] == n_copies:
                 return cached
-        seed = int(file_sha256(path)[:16], 16)
         signal = audio.load(path, sample_rate=config.sample_rate, trim_db=config.trim_db)
-        copies = augment(signal, recipe, n_copies=n_copies, rng=np.random.default_rng(seed), sample_rate=config.sample_rate)
+        rng = np.random.default_rng(int((digest or file_sha256(path))[:16], 16))
+        copies = augment(signal, recipe, n_copies=n_copies, rng=rng, sample_rate=config.sample_rate)
         values = np.vstack([extract_vector(copy.astype(np.float32, copy=False), config) for copy in copies])
         if not np.all(np.isfinite(values)):
             raise AudioError(f"features of the {recipe!r} copies are not finite", path)
         if cache is not None:
-            cache.put(path, values)
+            cache.put(path, values, sha256=digest)
         return values
     except SERError as error:
         return error

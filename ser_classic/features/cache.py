@@ -42,14 +42,14 @@ class FeatureCache:
         """Where this configuration's vectors live."""
         return self.directory / self.config.digest()
 
-    def _entry(self, path: str | PathLike[str]) -> Path:
-        return self.folder / f"{file_sha256(path)}.npy"
+    def _entry(self, path: str | PathLike[str], sha256: str | None) -> Path:
+        return self.folder / f"{sha256 or file_sha256(path)}.npy"
 
-    def get(self, path: str | PathLike[str]) -> np.ndarray | None:
+    def get(self, path: str | PathLike[str], *, sha256: str | None = None) -> np.ndarray | None:
         """The cached vector of ``path``'s content, or ``None`` (also when ``path`` cannot be read:
-        loading it then reports why)."""
+        loading it then reports why). ``sha256``: the file's digest, when the caller has it."""
         try:
-            entry = self._entry(path)
+            entry = self._entry(path, sha256)
         except OSError:
             return None
         if not entry.is_file():
@@ -59,8 +59,8 @@ class FeatureCache:
         except (OSError, ValueError):
             return None
 
-    def put(self, path: str | PathLike[str], values: np.ndarray) -> None:
+    def put(self, path: str | PathLike[str], values: np.ndarray, *, sha256: str | None = None) -> None:
         """Store ``values`` for ``path``'s content, atomically."""
-        entry = self._entry(path)
+        entry = self._entry(path, sha256)
         with atomic_output(entry) as stream:
             np.save(stream, np.asarray(values, dtype=np.float64), allow_pickle=False)
