@@ -229,7 +229,8 @@ def _cross_validate(
     name: str,
 ) -> Evaluation:
     """Like :func:`ser_classic.evaluation.evaluate` (same folds, same normalization), for a
-    pipeline that ``fit(train_features, train_labels, train_speakers)`` fits."""
+    pipeline that ``fit(train_features, train_labels, groups)`` fits; ``groups`` are the training
+    speakers (speaker protocol) or clips (random protocol)."""
     from ser_classic.evaluation import _splits
     from ser_classic.normalization import standardize_per_speaker
 
@@ -241,7 +242,9 @@ def _cross_validate(
         if speaker_norm:
             train_part = standardize_per_speaker(train_part, speakers[train_index])
             test_part = standardize_per_speaker(test_part, speakers[test_index])
-        fitted = fit(train_part, labels[train_index], speakers[train_index])
+        # Inner folds (search, calibration) are grouped as the protocol's folds are.
+        groups = speakers[train_index] if protocol == "speaker" else train_index
+        fitted = fit(train_part, labels[train_index], groups)
         fold_probabilities = fitted.predict_proba(test_part)
         columns = [classes.index(str(label)) for label in fitted.classes_]
         probabilities[np.ix_(test_index, columns)] = fold_probabilities / fold_probabilities.sum(axis=1, keepdims=True)
@@ -253,33 +256,33 @@ def _cross_validate(
     )
 
 
-def _fit_searched_svm(features: pd.DataFrame, labels: np.ndarray, speakers: np.ndarray, chosen: list[dict[str, float]]) -> Any:
-    """The SVM pipeline with C and gamma chosen by GroupKFold over these (training) speakers only."""
+def _fit_searched_svm(features: pd.DataFrame, labels: np.ndarray, groups: np.ndarray, chosen: list[dict[str, float]]) -> Any:
+    """The SVM pipeline with C and gamma chosen by GroupKFold over these (training) groups only."""
     from sklearn.model_selection import GridSearchCV, GroupKFold
     from sklearn.svm import SVC
 
-    from ser_classic.models import build_pipeline
+    from ser_classic.models import build_pipeline, fit_pipeline
 
     n_features = features.shape[1]
     grid = {"classify__C": list(SEARCH_C), "classify__gamma": [factor / n_features for factor in SEARCH_GAMMA_FACTORS]}
     plain = build_pipeline("svm", seed=SEED)
     plain.steps[-1] = ("classify", SVC(class_weight="balanced", random_state=SEED))  # uncalibrated: same decisions, faster
     search = GridSearchCV(plain, grid, cv=GroupKFold(N_INNER_SPLITS), scoring="accuracy", n_jobs=1)
-    search.fit(features, labels, groups=speakers)
+    search.fit(features, labels, groups=groups)
     best_c, best_gamma = search.best_params_["classify__C"], search.best_params_["classify__gamma"]
     chosen.append({"C": best_c, "gamma_factor": best_gamma * n_features, "inner_accuracy": search.best_score_})
     final = build_pipeline("svm", seed=SEED)
     final.set_params(classify__estimator__C=best_c, classify__estimator__gamma=best_gamma)
-    return final.fit(features, labels)
+    return fit_pipeline(final, features, labels, groups)
 
 
-def _fit_unbalanced_svm(features: pd.DataFrame, labels: np.ndarray, speakers: np.ndarray) -> Any:
+def _fit_unbalanced_svm(features: pd.DataFrame, labels: np.ndarray, groups: np.ndarray) -> Any:
     """The SVM pipeline without class weights (ablation of class balancing)."""
-    from ser_classic.models import build_pipeline
+    from ser_classic.models import build_pipeline, fit_pipeline
 
     pipeline = build_pipeline("svm", seed=SEED)
     pipeline.set_params(classify__estimator__class_weight=None)
-    return pipeline.fit(features, labels)
+    return fit_pipeline(pipeline, features, labels, groups)
 
 
 def run_row(spec: dict[str, Any], features: pd.DataFrame, table: pd.DataFrame, augmented: Sequence[pd.DataFrame] = ()) -> dict[str, Any]:
@@ -398,9 +401,13 @@ def markdown(results: list[dict[str, Any]], best: tuple[str, str, bool], *, comm
         "(`--augment speed`); test folds hold the original clips only, and with normalization each set of",
         "copies of a speaker is standardized with its own statistics. *svm*, *mlp*, *xgboost* and",
         "*ensemble* are the `--classifier` choices; *ensemble* is soft voting (mean probability) over",
-        "svm, logreg and mlp. *svm-search* is the SVM with C and gamma chosen by nested cross-validation:",
+        "svm, logreg and mlp, temperature-scaled as a whole. *svm* and *ensemble* calibrate their",
+        "probabilities by temperature scaling fitted on 3 inner folds of the training part, grouped by",
+        "speaker under the speaker protocol and by clip under the random one, so that a clip and its",
+        "copies stay in one inner fold (`ser_classic/calibration.py`).",
+        "*svm-search* is the SVM with C and gamma chosen by nested cross-validation:",
         "in each outer training fold, a 5-fold GroupKFold over that fold's training speakers only (or,",
-        "under the random protocol, over all speakers in the training fold) picks C from",
+        "under the random protocol, over its clips) picks C from",
         f"{', '.join(f'{c:g}' for c in SEARCH_C)} and gamma from {', '.join(f'{g:g}' for g in SEARCH_GAMMA_FACTORS)} × 1/n_features. "
         "*ours, version 2* is the previous extractor's vector: today's without the groups added in version 3",
         f"(spectral flux, spectral balance, unvoiced-frame MFCCs, F0 spread, range and slope in semitones, voiced-segment rate; {ours_added(results)} features).",

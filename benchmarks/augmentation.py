@@ -170,14 +170,15 @@ def fit_fold(
     test_index: np.ndarray,
     classifier: str,
     normalization: str,
+    protocol: str,
 ) -> np.ndarray:
     """Predicted labels of one test fold: train on the fold's originals plus their copies."""
     from threadpoolctl import threadpool_limits
 
-    from ser_classic.models import build_pipeline
+    from ser_classic.models import build_pipeline, fit_pipeline
     from ser_classic.normalization import speaker_statistics
 
-    train_x, train_y = original[train_index], labels[train_index]
+    train_x, train_y, sources = original[train_index], labels[train_index], train_index
     test_x = original[test_index]
     if normalization != "off":
         train_x = _standardize(train_x, speakers[train_index])
@@ -195,10 +196,12 @@ def fit_fold(
             copy_x = _standardize(copy_x, copy_speakers, statistics)
         train_x = np.vstack([train_x, copy_x])
         train_y = np.concatenate([train_y, np.repeat(labels[train_index], n_copies)])
+        sources = np.concatenate([train_index, np.repeat(train_index, n_copies)])
+    # Calibration folds keep a clip with its copies, and a speaker whole under the speaker protocol.
+    groups = speakers[sources] if protocol == "speaker" else sources
     names = feature_names()
     with threadpool_limits(1):
-        pipeline = build_pipeline(classifier, seed=SEED)
-        pipeline.fit(pd.DataFrame(train_x, columns=names), train_y)
+        pipeline = fit_pipeline(build_pipeline(classifier, seed=SEED), pd.DataFrame(train_x, columns=names), train_y, groups)
         return np.asarray(pipeline.predict(pd.DataFrame(test_x, columns=names)), dtype=str)
 
 
@@ -211,7 +214,7 @@ def run_row(
     started = time.perf_counter()
     folds = splits(spec["protocol"], labels, speakers)
     predictions = Parallel(n_jobs=n_jobs)(
-        delayed(fit_fold)(original, copies, labels, speakers, train, test, spec["classifier"], spec["normalization"])
+        delayed(fit_fold)(original, copies, labels, speakers, train, test, spec["classifier"], spec["normalization"], spec["protocol"])
         for train, test in folds
     )
     y_pred = np.empty(len(labels), dtype=object)

@@ -174,7 +174,7 @@ def evaluate(
         What made ``augmented`` (e.g. ``"speed, 2 copies"``), for the reports.
     """
     from .features.augmented import with_copies
-    from .models import build_pipeline
+    from .models import build_pipeline, fit_pipeline
     from .normalization import standardize_per_speaker
 
     label_array = np.asarray(labels, dtype=str)
@@ -190,19 +190,21 @@ def evaluate(
 
         splits = tqdm(splits, desc=f"{protocol} folds", unit="fold", leave=False)
     for fold, (train_index, test_index) in enumerate(splits):
-        train_part, train_labels, train_speakers = with_copies(
+        rows = with_copies(
             features.iloc[train_index],
             label_array[train_index],
             speaker_array[train_index],
             [copies.iloc[train_index] for copies in augmented],
         )
-        test_part = features.iloc[test_index]
+        train_part, test_part = rows.features, features.iloc[test_index]
         if speaker_norm:
-            train_part = standardize_per_speaker(train_part, train_speakers)
+            train_part = standardize_per_speaker(train_part, rows.speakers)
             test_part = standardize_per_speaker(test_part, speaker_array[test_index])
+        # Calibration folds inside the training part are grouped as the protocol's folds are.
+        groups = speaker_array[train_index][rows.sources] if protocol == "speaker" else train_index[rows.sources]
         pipeline = build_pipeline(classifier, seed=seed)
         try:
-            pipeline.fit(train_part, train_labels)
+            fit_pipeline(pipeline, train_part, rows.labels, groups)
         except ValueError as error:  # e.g. a class too rare in this fold's training part
             raise SERError(f"fold {fold + 1} of {n_splits}: cannot fit {classifier!r} ({error})") from None
         fold_probabilities = pipeline.predict_proba(test_part)

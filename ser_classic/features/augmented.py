@@ -11,6 +11,7 @@ import logging
 from collections.abc import Sequence
 from os import PathLike
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -23,7 +24,7 @@ from .extractor import extract_vector, feature_names
 
 _log = logging.getLogger(__name__)
 
-__all__ = ["augmented_features", "with_copies"]
+__all__ = ["TrainingRows", "augmented_features", "with_copies"]
 
 
 def _copies_of_path(
@@ -112,21 +113,34 @@ def augmented_features(
     return [pd.DataFrame(block, index=index, columns=names) for block in blocks]
 
 
+class TrainingRows(NamedTuple):
+    """Training clips followed by their augmented copies."""
+
+    features: pd.DataFrame
+    labels: np.ndarray
+    #: ``"s (copy k)"`` for copy ``k`` of a clip of speaker ``s``.
+    speakers: np.ndarray
+    #: Row position, among the original clips, of the clip each row is (a copy of).
+    sources: np.ndarray
+
+
 def with_copies(
     features: pd.DataFrame,
     labels: np.ndarray,
     speakers: np.ndarray,
     copies: Sequence[pd.DataFrame],
-) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
+) -> TrainingRows:
     """Training rows plus their augmented copies (rows of NaN left out).
 
     ``copies`` are tables aligned row by row with ``features`` (as :func:`augmented_features`
     returns them, already restricted to the same rows). Copy ``k`` of speaker ``s`` gets the
     speaker ``"s (copy k)"``: per-speaker normalization then standardizes each set of copies with
     its own statistics, as it does a new speaker's clips, so that an augmentation's systematic
-    shift (a higher pitch, say) is not left in the normalized copies.
+    shift (a higher pitch, say) is not left in the normalized copies. ``sources`` keeps a clip
+    and its copies together wherever training splits its data again (calibration folds).
     """
-    tables, label_parts, speaker_parts = [features], [labels], [speakers]
+    positions = np.arange(len(features))
+    tables, label_parts, speaker_parts, source_parts = [features], [labels], [speakers], [positions]
     for k, table in enumerate(copies, start=1):
         if len(table) != len(features):
             raise SERError(f"augmented copy {k} has {len(table)} rows for {len(features)} clips")
@@ -134,4 +148,7 @@ def with_copies(
         tables.append(table[complete].set_axis(features.columns, axis=1))
         label_parts.append(labels[complete])
         speaker_parts.append(np.char.add(speakers[complete].astype(str), f" (copy {k})"))
-    return pd.concat(tables), np.concatenate(label_parts), np.concatenate(speaker_parts)
+        source_parts.append(positions[complete])
+    return TrainingRows(
+        pd.concat(tables), np.concatenate(label_parts), np.concatenate(speaker_parts), np.concatenate(source_parts)
+    )

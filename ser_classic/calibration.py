@@ -1,0 +1,113 @@
+"""Temperature scaling fitted on folds grouped by speaker, so that ``confidence`` holds for new speakers.
+
+A classifier is most confident on the speakers it was trained on. Calibrating it on folds that
+share speakers (or, with augmented training copies, copies of the same clip) teaches the
+calibration that confidence, and the model is then overconfident on anyone else.
+:class:`TemperatureScaled` fits one temperature on the out-of-fold scores of folds grouped by
+``groups`` (the training speakers), then refits the classifier on all the data. Dividing every
+score by one temperature never changes the predicted class.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from sklearn.base import BaseEstimator, ClassifierMixin, clone
+
+__all__ = ["TemperatureScaled", "fit_temperature"]
+
+#: Floor of a probability before its logarithm: a class the inner model never saw scores this.
+_MIN_PROBABILITY = 1e-12
+
+
+def _log_scores(estimator: Any, X: Any, classes: np.ndarray) -> np.ndarray:
+    """Log-probabilities of ``classes`` (columns), up to a per-row constant, from ``predict_proba``
+    or, for classifiers without it (``SVC``), ``decision_function``; a class ``estimator`` never
+    saw gets the floor."""
+    from scipy.special import log_softmax
+
+    if hasattr(estimator, "predict_proba"):
+        scores = np.log(np.clip(estimator.predict_proba(X), _MIN_PROBABILITY, 1.0))
+    else:
+        scores = np.asarray(estimator.decision_function(X), dtype=np.float64)
+        if scores.ndim == 1:  # two classes: one signed score
+            scores = np.column_stack([-scores / 2, scores / 2])
+        scores = log_softmax(scores, axis=1)
+    full = np.full((scores.shape[0], len(classes)), np.log(_MIN_PROBABILITY))
+    full[:, np.searchsorted(classes, estimator.classes_)] = scores
+    return full
+
+
+def fit_temperature(log_scores: np.ndarray, target: np.ndarray) -> float:
+    """The temperature ``T`` that minimizes the log loss of ``softmax(log_scores / T)``.
+
+    Parameters
+    ----------
+    log_scores : np.ndarray [shape=(n_clips, n_classes)]
+    target : np.ndarray [shape=(n_clips,)]
+        Column index of each clip's true class.
+    """
+    from scipy.optimize import minimize_scalar
+    from scipy.special import log_softmax
+
+    rows = np.arange(len(target))
+
+    def log_loss(log_temperature: float) -> float:
+        return float(-log_softmax(log_scores / np.exp(log_temperature), axis=1)[rows, target].mean())
+
+    return float(np.exp(minimize_scalar(log_loss, bounds=(-4.0, 4.0), method="bounded").x))
+
+
+class TemperatureScaled(ClassifierMixin, BaseEstimator):
+    """``estimator`` refitted on all the data, its scores divided by a temperature fitted on folds.
+
+    Parameters
+    ----------
+    estimator : classifier
+        With ``predict_proba`` or ``decision_function``.
+    n_splits : int
+        Inner folds for the out-of-fold scores (``StratifiedGroupKFold``).
+    seed : int
+        Shuffles the inner folds.
+
+    Attributes
+    ----------
+    estimator_ : classifier
+        Fitted on all the data.
+    temperature_ : float
+        Above 1 softens the probabilities, below 1 sharpens them.
+    classes_ : np.ndarray
+    """
+
+    def __init__(self, estimator: BaseEstimator, *, n_splits: int = 3, seed: int = 0) -> None:
+        self.estimator = estimator
+        self.n_splits = n_splits
+        self.seed = seed
+
+    def fit(self, X: Any, y: Any, groups: Any = None) -> TemperatureScaled:
+        """Fit; ``groups`` (e.g. the speaker of each row) keeps a group within one inner fold.
+        Without groups, or with fewer groups than folds, each row is its own group."""
+        from sklearn.model_selection import StratifiedGroupKFold
+
+        X, labels = np.asarray(X), np.asarray(y)
+        self.classes_ = np.unique(labels)
+        row_groups = np.arange(len(labels)) if groups is None else np.asarray(groups)
+        if len(np.unique(row_groups)) < self.n_splits:
+            row_groups = np.arange(len(labels))
+        out_of_fold = np.empty((len(labels), len(self.classes_)))
+        folds = StratifiedGroupKFold(self.n_splits, shuffle=True, random_state=self.seed)
+        for train_rows, held_out in folds.split(X, labels, row_groups):
+            inner = clone(self.estimator).fit(X[train_rows], labels[train_rows])
+            out_of_fold[held_out] = _log_scores(inner, X[held_out], self.classes_)
+        self.temperature_ = fit_temperature(out_of_fold, np.searchsorted(self.classes_, labels))
+        self.estimator_ = clone(self.estimator).fit(X, labels)
+        return self
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        from scipy.special import softmax
+
+        return softmax(_log_scores(self.estimator_, np.asarray(X), self.classes_) / self.temperature_, axis=1)
+
+    def predict(self, X: Any) -> np.ndarray:
+        return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
