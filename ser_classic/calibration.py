@@ -15,7 +15,10 @@ from typing import Any
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, clone
 
-__all__ = ["TemperatureScaled", "fit_temperature"]
+__all__ = ["N_FOLDS", "TemperatureScaled", "fit_temperature"]
+
+#: Inner folds the temperature is fitted on.
+N_FOLDS = 3
 
 #: Floor of a probability before its logarithm: a class the inner model never saw scores this.
 _MIN_PROBABILITY = 1e-12
@@ -80,7 +83,7 @@ class TemperatureScaled(ClassifierMixin, BaseEstimator):
     classes_ : np.ndarray
     """
 
-    def __init__(self, estimator: BaseEstimator, *, n_splits: int = 3, seed: int = 0) -> None:
+    def __init__(self, estimator: BaseEstimator, *, n_splits: int = N_FOLDS, seed: int = 0) -> None:
         self.estimator = estimator
         self.n_splits = n_splits
         self.seed = seed

@@ -332,8 +332,11 @@ def train(
         from .normalization import standardize_per_speaker
 
         table = standardize_per_speaker(table, rows.speakers)
-    # Calibration folds are grouped by speaker when the speakers are known, else by clip.
-    groups = rows.sources if speakers is None else speaker_array[rows.sources]
+    from .calibration import N_FOLDS
+
+    # Calibration folds are grouped by speaker when there are enough speakers, else by clip.
+    by_speaker = speakers is not None and len(set(speaker_array)) >= N_FOLDS
+    groups = speaker_array[rows.sources] if by_speaker else rows.sources
     pipeline = fit_pipeline(build_pipeline(classifier, seed=seed), table, rows.labels, groups)
     base_card = {
         "name": classifier,

@@ -13,6 +13,7 @@ from numpy.testing import assert_array_equal
 from ser_classic.evaluation import evaluate
 from ser_classic.features import FeatureExtractor, feature_names
 from ser_classic.features.augmented import augmented_features, with_copies
+from ser_classic.models import build_pipeline, fit_pipeline, train
 
 
 @pytest.fixture(scope="module")
@@ -78,3 +79,20 @@ def test_no_test_clip_is_trained_on_through_its_copies(protocol: str) -> None:
         np.concatenate([speakers, speakers]), protocol="random", n_splits=4,
     )
     assert leaked.summary()["mean"]["accuracy"] > 0.6
+
+
+@pytest.mark.parametrize("classifier", ["svm", "ensemble"])
+def test_a_model_trained_on_copies_is_not_confident_about_clips_it_could_only_memorize(classifier: str) -> None:
+    """Calibration folds keep a clip and its copies (and a speaker) together: trained on noise,
+    the model's confidence on new clips stays near chance (0.25). The control calibrates on
+    folds that split a clip from its copy, as before, and comes out confident."""
+    features, labels, speakers = _memorizable_corpus()
+    names = feature_names()
+    rng = np.random.default_rng(1)
+    wide = pd.DataFrame(rng.standard_normal((len(labels), len(names))), columns=names)
+    new_clips = pd.DataFrame(rng.standard_normal((200, len(names))), columns=names)
+    model = train(wide, labels, classifier=classifier, speakers=speakers, augmented=[wide.copy()])
+    assert model.predict_proba(new_clips).max(axis=1).mean() < 0.35
+    rows = with_copies(wide, labels, speakers, [wide.copy()])
+    leaky = fit_pipeline(build_pipeline(classifier), rows.features, rows.labels, np.arange(len(rows.labels)))
+    assert leaky.predict_proba(new_clips).max(axis=1).mean() > 0.5
