@@ -92,8 +92,11 @@ class TemperatureScaled(ClassifierMixin, BaseEstimator):
         """Fit; ``groups`` (e.g. the speaker of each row) keeps a group within one inner fold.
         Without groups, or with fewer groups than folds, each row is its own group."""
         from sklearn.model_selection import StratifiedGroupKFold
+        from sklearn.utils.multiclass import check_classification_targets
+        from sklearn.utils.validation import validate_data
 
-        X, labels = np.asarray(X), np.asarray(y)
+        X, labels = validate_data(self, X, y)
+        check_classification_targets(labels)
         self.classes_ = np.unique(labels)
         row_groups = np.arange(len(labels)) if groups is None else np.asarray(groups)
         if len(np.unique(row_groups)) < self.n_splits:
@@ -109,8 +112,12 @@ class TemperatureScaled(ClassifierMixin, BaseEstimator):
 
     def predict_proba(self, X: Any) -> np.ndarray:
         from scipy.special import softmax
+        from sklearn.utils.validation import check_is_fitted, validate_data
 
-        return softmax(_log_scores(self.estimator_, np.asarray(X), self.classes_) / self.temperature_, axis=1)
+        check_is_fitted(self)
+        X = validate_data(self, X, reset=False)
+        return softmax(_log_scores(self.estimator_, X, self.classes_) / self.temperature_, axis=1)
 
     def predict(self, X: Any) -> np.ndarray:
-        return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
+        probabilities = self.predict_proba(X)
+        return self.classes_[np.argmax(probabilities, axis=1)]

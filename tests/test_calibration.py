@@ -12,6 +12,7 @@ from sklearn.base import clone
 from sklearn.linear_model import LogisticRegression
 from sklearn.neighbors import KNeighborsClassifier
 from sklearn.svm import SVC
+from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from ser_classic.calibration import TemperatureScaled, fit_temperature
 
@@ -81,3 +82,8 @@ def test_fewer_groups_than_folds_falls_back_to_one_group_per_row() -> None:
     scaled = TemperatureScaled(LogisticRegression(), n_splits=3).fit(features, labels, groups=np.array(["s1", "s2"] * 6))
     assert scaled.temperature_ > 0
     assert clone(scaled).get_params()["n_splits"] == 3
+
+
+@parametrize_with_checks([TemperatureScaled(LogisticRegression())])
+def test_follows_the_scikit_learn_estimator_contract(estimator: TemperatureScaled, check: object) -> None:
+    check(estimator)
