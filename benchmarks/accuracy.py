@@ -409,6 +409,8 @@ def markdown(results: list[dict[str, Any]], best: tuple[str, str, bool], *, comm
         "in each outer training fold, a 5-fold GroupKFold over that fold's training speakers only (or,",
         "under the random protocol, over its clips) picks C from",
         f"{', '.join(f'{c:g}' for c in SEARCH_C)} and gamma from {', '.join(f'{g:g}' for g in SEARCH_GAMMA_FACTORS)} × 1/n_features. "
+        "*svm-unbalanced* drops the class weights; it scores exactly as *svm* because at C=10 the SVM",
+        "separates its training data, and class weights, which scale C per class, then change nothing. "
         "*ours, version 2* is the previous extractor's vector: today's without the groups added in version 3",
         f"(spectral flux, spectral balance, unvoiced-frame MFCCs, F0 spread, range and slope in semitones, voiced-segment rate; {ours_added(results)} features).",
         "*candidates* are feature groups the extractor does not have, computed by this script only (see",

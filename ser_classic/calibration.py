@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, clone
 
-__all__ = ["N_FOLDS", "TemperatureScaled", "fit_temperature"]
+__all__ = ["N_FOLDS", "TemperatureScaled", "calibration_groups", "fit_temperature"]
 
 #: Inner folds the temperature is fitted on.
 N_FOLDS = 3
@@ -40,6 +40,23 @@ def _log_scores(estimator: Any, X: Any, classes: np.ndarray) -> np.ndarray:
     full = np.full((scores.shape[0], len(classes)), np.log(_MIN_PROBABILITY))
     full[:, np.searchsorted(classes, estimator.classes_)] = scores
     return full
+
+
+def calibration_groups(speakers: np.ndarray | None, sources: np.ndarray) -> np.ndarray:
+    """Groups for the calibration folds of training rows: the speaker of each row's source clip
+    when there are at least :data:`N_FOLDS` speakers, else the source clip itself, so that a
+    clip and its augmented copies always share a fold.
+
+    Parameters
+    ----------
+    speakers : np.ndarray [shape=(n_clips,)], optional
+        Speaker of each original training clip; ``None`` when unknown.
+    sources : np.ndarray [shape=(n_rows,)]
+        Position among the original clips of the clip each training row is (a copy of).
+    """
+    if speakers is None or len(np.unique(speakers)) < N_FOLDS:
+        return np.asarray(sources)
+    return np.asarray(speakers)[sources]
 
 
 def fit_temperature(log_scores: np.ndarray, target: np.ndarray) -> float:
@@ -89,8 +106,9 @@ class TemperatureScaled(ClassifierMixin, BaseEstimator):
         self.seed = seed
 
     def fit(self, X: Any, y: Any, groups: Any = None) -> TemperatureScaled:
-        """Fit; ``groups`` (e.g. the speaker of each row) keeps a group within one inner fold.
-        Without groups, or with fewer groups than folds, each row is its own group."""
+        """Fit; ``groups`` (e.g. the speaker of each row, :func:`calibration_groups`) keeps a
+        group within one inner fold. Without groups, or with fewer groups than folds, each row
+        is its own group."""
         from sklearn.model_selection import StratifiedGroupKFold
         from sklearn.utils.multiclass import check_classification_targets
         from sklearn.utils.validation import validate_data
@@ -102,11 +120,16 @@ class TemperatureScaled(ClassifierMixin, BaseEstimator):
         if len(np.unique(row_groups)) < self.n_splits:
             row_groups = np.arange(len(labels))
         out_of_fold = np.empty((len(labels), len(self.classes_)))
+        seen = np.zeros(len(labels), dtype=bool)
         folds = StratifiedGroupKFold(self.n_splits, shuffle=True, random_state=self.seed)
         for train_rows, held_out in folds.split(X, labels, row_groups):
             inner = clone(self.estimator).fit(X[train_rows], labels[train_rows])
             out_of_fold[held_out] = _log_scores(inner, X[held_out], self.classes_)
-        self.temperature_ = fit_temperature(out_of_fold, np.searchsorted(self.classes_, labels))
+            seen[held_out] = np.isin(labels[held_out], inner.classes_)
+        # A row whose class its inner model never saw (a class from one speaker only) says
+        # nothing about confidence, and its floor score would push the temperature to its bound.
+        target = np.searchsorted(self.classes_, labels)
+        self.temperature_ = fit_temperature(out_of_fold[seen], target[seen]) if seen.any() else 1.0
         self.estimator_ = clone(self.estimator).fit(X, labels)
         return self
 

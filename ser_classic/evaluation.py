@@ -173,6 +173,7 @@ def evaluate(
     augmentation : str
         What made ``augmented`` (e.g. ``"speed, 2 copies"``), for the reports.
     """
+    from .calibration import calibration_groups
     from .features.augmented import with_copies
     from .models import build_pipeline, fit_pipeline
     from .normalization import standardize_per_speaker
@@ -201,7 +202,7 @@ def evaluate(
             train_part = standardize_per_speaker(train_part, rows.speakers)
             test_part = standardize_per_speaker(test_part, speaker_array[test_index])
         # Calibration folds inside the training part are grouped as the protocol's folds are.
-        groups = speaker_array[train_index][rows.sources] if protocol == "speaker" else train_index[rows.sources]
+        groups = calibration_groups(speaker_array[train_index] if protocol == "speaker" else None, rows.sources)
         pipeline = build_pipeline(classifier, seed=seed)
         try:
             fit_pipeline(pipeline, train_part, rows.labels, groups)

@@ -14,7 +14,7 @@ from sklearn.neighbors import KNeighborsClassifier
 from sklearn.svm import SVC
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from ser_classic.calibration import TemperatureScaled, fit_temperature
+from ser_classic.calibration import TemperatureScaled, calibration_groups, fit_temperature
 
 
 @settings(max_examples=15, deadline=None)
@@ -65,23 +65,34 @@ def test_temperature_never_changes_the_class_with_the_highest_score(seed: int, n
         assert_allclose(scaled.predict_proba(test).sum(axis=1), 1.0)
 
 
-def test_a_class_missing_from_an_inner_fold_still_gets_a_probability() -> None:
+def test_a_class_from_one_speaker_only_neither_breaks_nor_flattens_the_calibration() -> None:
+    """Its clips meet an inner model that never saw the class; they must not drive the
+    temperature (their floor score would flatten every probability)."""
     rng = np.random.default_rng(0)
-    features = rng.normal(size=(60, 3))
     labels = np.array(["x"] * 25 + ["y"] * 25 + ["rare"] * 10)
+    centres = {"x": (0.0, 0.0, 0.0), "y": (8.0, 0.0, 0.0), "rare": (0.0, 8.0, 0.0)}
+    features = np.array([centres[label] for label in labels]) + rng.normal(size=(60, 3))
     speakers = np.array([f"s{k % 5}" for k in range(50)] + ["only"] * 10)  # every "rare" clip from one speaker
     scaled = TemperatureScaled(LogisticRegression()).fit(features, labels, groups=speakers)
     assert list(scaled.classes_) == ["rare", "x", "y"]
     probabilities = scaled.predict_proba(features)
     assert probabilities.shape == (60, 3) and np.all(np.isfinite(probabilities))
     assert_allclose(probabilities.sum(axis=1), 1.0)
+    assert probabilities.max(axis=1).mean() > 0.8  # well-separated classes stay confident
 
 
-def test_fewer_groups_than_folds_falls_back_to_one_group_per_row() -> None:
+def test_fewer_groups_than_folds_fit_with_one_group_per_row_instead_of_failing() -> None:
     features, labels, _ = _copied_clips(n_clips=12, n_copies=1)
     scaled = TemperatureScaled(LogisticRegression(), n_splits=3).fit(features, labels, groups=np.array(["s1", "s2"] * 6))
-    assert scaled.temperature_ > 0
+    assert np.isfinite(scaled.temperature_)
     assert clone(scaled).get_params()["n_splits"] == 3
+
+
+def test_calibration_groups_are_speakers_when_there_are_enough_else_source_clips() -> None:
+    sources = np.array([0, 1, 2, 3, 0, 2])  # four clips, then copies of clips 0 and 2
+    assert_array_equal(calibration_groups(np.array(["a", "b", "c", "c"]), sources), ["a", "b", "c", "c", "a", "c"])
+    assert_array_equal(calibration_groups(np.array(["a", "b", "b", "b"]), sources), sources)  # 2 speakers < 3 folds
+    assert_array_equal(calibration_groups(None, sources), sources)
 
 
 @parametrize_with_checks([TemperatureScaled(LogisticRegression())])
