@@ -116,9 +116,9 @@ class TemperatureScaled(ClassifierMixin, BaseEstimator):
         X, labels = validate_data(self, X, y)
         check_classification_targets(labels)
         self.classes_ = np.unique(labels)
-        row_groups = np.arange(len(labels)) if groups is None else np.asarray(groups)
-        if len(np.unique(row_groups)) < self.n_splits:
-            row_groups = np.arange(len(labels))
+        row_groups = np.arange(len(labels))
+        if groups is not None and len(np.unique(groups)) >= self.n_splits:
+            row_groups = np.asarray(groups)
         out_of_fold = np.empty((len(labels), len(self.classes_)))
         seen = np.zeros(len(labels), dtype=bool)
         folds = StratifiedGroupKFold(self.n_splits, shuffle=True, random_state=self.seed)
