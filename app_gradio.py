@@ -177,12 +177,23 @@ def _trust_note(model: Model) -> str:
     )
 
 
-def _failure(name: str, reason: str, model_name: str | None, info: audio.AudioInfo | None) -> Analysis:
+def _failure(
+    name: str, reason: str, model_name: str | None, info: audio.AudioInfo | None, *, no_speech: bool = False
+) -> Analysis:
+    from ser_classic.prediction import NO_SPEECH
+
     title = f"Cannot analyse `{name}`" if name else "Nothing to analyse"
+    summary = f"## {NO_SPEECH}\n\n{reason}" if no_speech else f"### Error: {title}\n\n{reason}"
     return Analysis(
-        summary=f"### Error: {title}\n\n{reason}",
+        summary=summary,
         probabilities=None,
-        result={"file": name, "model": model_name, "error": reason, **({"file_info": _info_fields(info)} if info else {})},
+        result={
+            "file": name,
+            "model": model_name,
+            **({"emotion": NO_SPEECH} if no_speech else {}),
+            "error": reason,
+            **({"file_info": _info_fields(info)} if info else {}),
+        },
         waveform=None,
         spectrogram=None,
         f0=None,
@@ -231,7 +242,7 @@ def analyze(
         On failure every picture is ``None`` and ``summary`` and ``result["error"]`` say why.
     """
     from ser_classic.plots import f0_figure, mel_spectrogram_figure, signal_tracks, waveform_figure
-    from ser_classic.prediction import predict_files
+    from ser_classic.prediction import NO_SPEECH, predict_files
 
     name = Path(path).name if path else ""
     info = None
@@ -242,6 +253,8 @@ def analyze(
         _check_limits(info, limits)
         model_name, model = _model(model_name, Path(models_dir))
         row = next(predict_files([path], model))
+        if row["emotion"] == NO_SPEECH:
+            return _failure(name, row["error"], model_name, info, no_speech=True)
         if row["error"]:
             raise AudioError(row["error"])
         signal = audio.load(path, sample_rate=model.feature_config.sample_rate, max_seconds=limits.max_seconds)

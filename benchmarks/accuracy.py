@@ -237,7 +237,7 @@ def _cross_validate(
     classes = sorted(set(labels))
     probabilities = np.zeros((len(labels), len(classes)))
     fold_of = np.empty(len(labels), dtype=int)
-    for fold, (train_index, test_index) in enumerate(_splits(protocol, labels, speakers, N_SPLITS[protocol], SEED)):
+    for fold, (train_index, test_index) in enumerate(_splits(protocol, labels, speakers, speakers, N_SPLITS[protocol], SEED)):
         train_part, test_part = features.iloc[train_index], features.iloc[test_index]
         if speaker_norm:
             train_part = standardize_per_speaker(train_part, speakers[train_index])

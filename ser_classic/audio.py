@@ -34,8 +34,10 @@ __all__ = [
     "read_blocks",
 ]
 
-#: The one sample rate at which every feature is computed (Hz).
-ANALYSIS_SAMPLE_RATE = 22050
+#: The one sample rate at which every feature is computed (Hz): its Nyquist frequency, 7 kHz,
+#: lies below the band edge of every common recording rate from 16 kHz up, so the resampler's
+#: filter, not the recording's, decides what the features see.
+ANALYSIS_SAMPLE_RATE = 14000
 #: File name endings treated as audio when a folder is searched.
 AUDIO_EXTENSIONS = frozenset({".wav", ".flac", ".ogg", ".oga", ".mp3", ".aif", ".aiff", ".opus"})
 #: Shorter signals hold too few analysis frames for meaningful statistics.

@@ -38,10 +38,17 @@ CacheOption = Annotated[
     Optional[Path],
     typer.Option(help="Feature cache folder (keyed by file content and extractor settings)."),
 ]
-KindOption = Annotated[str, typer.Option(help="Corpus kind: auto, ravdess, folders (ROOT/<label>/...) or csv.")]
+KindOption = Annotated[str, typer.Option(help="Corpus kind: auto, ravdess, crema-d, folders (ROOT/<label>/...) or csv.")]
 ClassesOption = Annotated[
     Optional[str],
-    typer.Option(help="Classes to keep: a set name (ravdess8, ravdess7, basic4) or a list like 'angry,sad'."),
+    typer.Option(help="Classes to keep: shared (those every corpus has), a set name (ravdess8, ravdess7, crema6, basic4) or a list like 'angry,sad'."),
+]
+CorporaArgument = Annotated[
+    list[Path],
+    typer.Argument(
+        help="Labelled corpora, one or more: RAVDESS or CREMA-D folders (recognized by their file names), "
+        "ROOT/<label>/ folders, or CSV manifests (path,label[,speaker,corpus])."
+    ),
 ]
 SeedOption = Annotated[int, typer.Option(help="Random seed of every fitted model and random split.")]
 SpeakerNormOption = Annotated[
@@ -62,10 +69,10 @@ def _fail(error: Exception) -> typer.Exit:
     return typer.Exit(code=2)
 
 
-def _load_corpus(corpus: Path, kind: str, classes: str | None) -> Any:
-    from .corpus import read_corpus, select_classes
+def _load_corpus(corpora: list[Path], kind: str, classes: str | None) -> Any:
+    from .corpus import read_corpora, select_classes
 
-    return select_classes(read_corpus(corpus, kind), classes)
+    return select_classes(read_corpora(corpora, kind), classes)
 
 
 AugmentOption = Annotated[
@@ -124,7 +131,7 @@ def _prediction_inputs(paths: list[Path], manifest: Path | None, speaker_column:
 @app.command()
 def predict(
     paths: Annotated[Optional[list[Path]], typer.Argument(help="Audio files and/or folders (searched recursively).")] = None,
-    model: Annotated[Optional[Path], typer.Option("--model", "-m", help="Model file (.joblib); the bundled model by default.")] = None,
+    model: Annotated[Optional[Path], typer.Option("--model", "-m", help="Model file (.joblib) or bundled model name: default (6 emotions, RAVDESS + CREMA-D; used when omitted) or ravdess8 (8 emotions, RAVDESS).")] = None,
     output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Write here (atomically) instead of stdout.")] = None,
     output_format: Annotated[
         Optional[str], typer.Option("--format", "-f", help="csv, jsonl or table; default from --output's ending, table on a terminal.")
@@ -157,7 +164,7 @@ def predict(
     from itertools import chain, islice
 
     from .errors import SERError
-    from .model_file import DEFAULT_MODEL_PATH, ModelFile
+    from .model_file import ModelFile, resolve_model
     from .outputs import format_for, write_rows
     from .parallel import parallel_backend
     from .prediction import predict_files, prediction_columns, resumable_rows
@@ -165,7 +172,7 @@ def predict(
     _setup_logging()
     try:
         fmt = format_for(output, output_format)
-        model_file = ModelFile.open(model or DEFAULT_MODEL_PATH)
+        model_file = ModelFile.open(resolve_model(model))
         failed = 0
 
         def counted(rows: Any) -> Any:
@@ -195,7 +202,7 @@ def predict(
 
 @app.command()
 def train(
-    corpus: Annotated[Path, typer.Argument(help="Labelled corpus: RAVDESS folder, ROOT/<label>/ folders, or CSV manifest.")],
+    corpus: CorporaArgument,
     out: Annotated[Path, typer.Option("--out", "-o", help="Model file to write (.joblib); its card goes beside it.")],
     classifier: Annotated[str, typer.Option(help="svm, mlp, xgboost, logreg or ensemble (soft voting of svm, logreg and mlp).")] = "svm",
     kind: KindOption = "auto",
@@ -213,7 +220,9 @@ def train(
     configuration: speaker-independent (folds grouped by speaker) and, for comparison only,
     random stratified 5-fold.
 
-    Example: ser train ../shared/data/ravdess --out models/my-model.joblib --classes ravdess7
+    With several corpora the card also holds each corpus's own speaker-independent scores.
+
+    Example: ser train ../shared/data/ravdess ../shared/data/crema-d --classes shared --out models/my-model.joblib
     """
     from .errors import SERError
     from .evaluation import evaluate
@@ -234,12 +243,15 @@ def train(
                 )
                 summary = result.summary()
                 scores[protocol] = {key: summary[key] for key in ("protocol_description", "n_splits", "mean", "std", "per_class", "confusion_matrix")}
+                if protocol == "speaker" and table["corpus"].nunique() > 1:
+                    scores[protocol]["per_corpus"] = result.scores_by(table["corpus"])
             elif folds:
                 logging.getLogger(__name__).warning("fewer than %d speakers: no speaker-independent scores on the card", folds)
         card = {
             "name": out.stem,
             "training": {
-                "corpus": str(corpus),
+                "corpus": [str(path) for path in corpus],
+                "corpora": {str(name): int(count) for name, count in table["corpus"].value_counts(sort=False).items()},
                 "n_speakers": int(table["speaker"].nunique()),
                 "classes_requested": classes or "all in corpus",
             },
@@ -260,8 +272,11 @@ def train(
 
 @app.command()
 def evaluate(
-    corpus: Annotated[Path, typer.Argument(help="Labelled corpus: RAVDESS folder, ROOT/<label>/ folders, or CSV manifest.")],
-    protocol: Annotated[str, typer.Option(help="speaker (folds grouped by speaker; honest) or random (speaker-dependent).")] = "speaker",
+    corpus: CorporaArgument,
+    protocol: Annotated[
+        str,
+        typer.Option(help="speaker (folds grouped by speaker; honest), corpus (leave one corpus out; needs 2+ corpora) or random (speaker-dependent)."),
+    ] = "speaker",
     classifier: Annotated[str, typer.Option(help="svm, mlp, xgboost, logreg or ensemble (soft voting of svm, logreg and mlp).")] = "svm",
     folds: Annotated[Optional[int], typer.Option(help="Number of folds (default 6 for speaker, 5 for random).")] = None,
     out_dir: Annotated[Optional[Path], typer.Option(help="Report folder (default reports/<classifier>-<protocol>[-speaker-norm]).")] = None,
@@ -271,11 +286,15 @@ def evaluate(
     jobs: JobsOption = -1,
     cache_dir: CacheOption = DEFAULT_CACHE,
     speaker_norm: SpeakerNormOption = False,
+    batch_norm: Annotated[
+        bool,
+        typer.Option("--batch-norm", help="Standardize features per corpus with that corpus's own clips (no speaker labels needed)."),
+    ] = False,
     augment: AugmentOption = "none",
 ) -> None:
     """Cross-validate a classifier and write report.json, report.md and confusion.png.
 
-    Example: ser evaluate ../shared/data/ravdess --protocol speaker --classifier svm
+    Example: ser evaluate ../shared/data/ravdess ../shared/data/crema-d --classes shared --protocol corpus
     """
     from .errors import SERError
     from .evaluation import evaluate as run_evaluation
@@ -290,24 +309,29 @@ def evaluate(
         n_splits = folds or (6 if protocol == "speaker" else 5)
         result = run_evaluation(
             features, table["label"], table["speaker"], classifier=classifier, protocol=protocol, n_splits=n_splits, seed=seed,
-            progress=True, speaker_norm=speaker_norm, augmented=copies, augmentation=_augment_label(augment, copies),
+            progress=True, speaker_norm=speaker_norm, batch_norm=batch_norm, corpora=table["corpus"], augmented=copies,
+            augmentation=_augment_label(augment, copies),
         )
         default_dir = Path("reports") / (
-            f"{classifier}-{protocol}" + ("-speaker-norm" if speaker_norm else "") + (f"-{augment}" if copies else "")
+            f"{classifier}-{protocol}" + ("-speaker-norm" if speaker_norm else "") + ("-batch-norm" if batch_norm else "")
+            + (f"-{augment}" if copies else "")
         )
-        paths = write_report(result, out_dir or default_dir, corpus=str(corpus))
+        paths = write_report(result, out_dir or default_dir, corpus=", ".join(map(str, corpus)))
     except SERError as error:
         raise _fail(error) from None
     summary = result.summary()
     typer.echo(f"{summary['protocol_description']}")
     for metric, value in summary["mean"].items():
         typer.echo(f"{metric:>12}: {value:.3f} ± {summary['std'][metric]:.3f}")
+    if protocol == "corpus":
+        for fold, scores in zip(summary["fold_corpora"], summary["folds"]):
+            typer.echo(f"held-out {fold}: UAR {scores['uar']:.3f}, accuracy {scores['accuracy']:.3f}")
     typer.echo("reports: " + ", ".join(str(p) for p in paths.values()))
 
 
 @app.command()
 def features(
-    corpus: Annotated[Path, typer.Argument(help="Labelled corpus: RAVDESS folder, ROOT/<label>/ folders, or CSV manifest.")],
+    corpus: CorporaArgument,
     output: Annotated[Path, typer.Option("--output", "-o", help="Feature table to write: .parquet or .csv.")],
     kind: KindOption = "auto",
     classes: ClassesOption = None,
@@ -343,7 +367,7 @@ def timeline(
     hop: Annotated[float, typer.Option(help="Step between windows in seconds (at most --window).")] = 1.0,
     smoothing: Annotated[float, typer.Option(help="Moving average of the probabilities over this many seconds, within each speech region (0: off).")] = 0.0,
     merged: Annotated[bool, typer.Option("--segments", help="Write merged segments (start, end, emotion, confidence) instead of windows.")] = False,
-    model: Annotated[Optional[Path], typer.Option("--model", "-m", help="Model file (.joblib); the bundled model by default.")] = None,
+    model: Annotated[Optional[Path], typer.Option("--model", "-m", help="Model file (.joblib) or bundled model name: default (6 emotions, RAVDESS + CREMA-D; used when omitted) or ravdess8 (8 emotions, RAVDESS).")] = None,
     output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Write here (atomically) instead of stdout.")] = None,
     output_format: Annotated[Optional[str], typer.Option("--format", "-f", help="csv or jsonl; default from --output's ending, else csv.")] = None,
     plot: Annotated[Optional[Path], typer.Option(help="Also write a PNG plot of the timeline here.")] = None,
@@ -361,7 +385,7 @@ def timeline(
 
     from . import audio
     from .errors import SERError
-    from .models import DEFAULT_MODEL_PATH, Model
+    from .models import Model, resolve_model
     from .outputs import format_for, write_rows
     from .timeline import plot_timeline, segments, timeline_columns
     from .timeline import timeline as compute_timeline
@@ -371,7 +395,7 @@ def timeline(
         fmt = format_for(output, output_format) if output_format or output else "csv"
         if fmt not in {"csv", "jsonl"}:
             raise SERError(f"unknown format {fmt!r} for a timeline; choose csv or jsonl")
-        loaded = Model.load(model or DEFAULT_MODEL_PATH)
+        loaded = Model.load(resolve_model(model))
         frame = compute_timeline(file, loaded, window_seconds=window, hop_seconds=hop, smoothing=smoothing, n_jobs=jobs, progress=True)
         table = segments(frame) if merged else frame
         columns = list(table.columns) if merged else timeline_columns(loaded.classes)
@@ -390,7 +414,7 @@ def timeline(
 
 @app.command()
 def info(
-    model: Annotated[Optional[Path], typer.Argument(help="Model file (.joblib); the bundled model by default.")] = None,
+    model: Annotated[Optional[Path], typer.Argument(help="Model file (.joblib) or bundled model name: default (6 emotions, RAVDESS + CREMA-D; used when omitted) or ravdess8 (8 emotions, RAVDESS).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the whole card as JSON.")] = False,
 ) -> None:
     """Show a model's card: classes, training data, protocol scores, versions.
@@ -398,10 +422,11 @@ def info(
     Example: ser info models/ser-default.joblib
     """
     from .errors import SERError
-    from .model_file import DEFAULT_MODEL_PATH, read_card
+    from .model_card import training_corpora
+    from .model_file import read_card, resolve_model
 
     try:
-        card = read_card(model or DEFAULT_MODEL_PATH)
+        card = read_card(resolve_model(model))
     except SERError as error:
         raise _fail(error) from None
     if as_json:
@@ -409,12 +434,13 @@ def info(
         return
     training = card.get("training", {})
     lines = [
-        f"model      {model or DEFAULT_MODEL_PATH}",
+        f"model      {resolve_model(model)}",
         f"classifier {card.get('classifier')}  ({'; '.join(card.get('pipeline', []))})",
         f"classes    {', '.join(card.get('classes', []))}",
         f"features   {card.get('n_features')} (extractor version {card.get('feature_config', {}).get('version')})"
         + (", standardized per speaker: predict several clips per speaker at once" if card.get("speaker_norm") else ""),
-        f"trained on {training.get('n_clips')} clips, {training.get('n_speakers')} speakers from {training.get('corpus')}",
+        f"trained on {training.get('n_clips')} clips, {training.get('n_speakers')} speakers from {training_corpora(training)}",
+        f"augmented  {training.get('augmentation', 'none')}",
         f"created    {card.get('created')}",
         f"sha256     {card.get('artifact', {}).get('sha256')}",
     ]
@@ -424,7 +450,10 @@ def info(
             f"{protocol:<10} accuracy {mean['accuracy']:.3f} ± {std['accuracy']:.3f}, weighted F1 {mean['f1_weighted']:.3f}, "
             f"macro F1 {mean['f1_macro']:.3f}, worst recall {mean['recall_worst']:.3f}  [{scores['protocol_description']}]"
         )
+        for corpus, corpus_scores in scores.get("per_corpus", {}).items():
+            lines.append(f"{'':<10} on {corpus}'s clips: accuracy {corpus_scores['accuracy']:.3f}, UAR {corpus_scores['uar']:.3f}")
     typer.echo("\n".join(lines))
+
 
 
 @app.command("app")

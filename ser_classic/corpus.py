@@ -1,7 +1,10 @@
 """Labelled corpora as one table: ``path, label, speaker`` plus metadata columns.
 
-Three readers produce the same shape: RAVDESS by its file names, a folder per label, and a
-CSV manifest. Class sets are data (:data:`EMOTION_SETS`), chosen with :func:`select_classes`.
+Four readers produce the same shape: RAVDESS and CREMA-D by their file names, a folder per
+label, and a CSV manifest; :func:`read_corpora` joins several into one table with a ``corpus``
+column. Labels share one vocabulary (:data:`RAVDESS_EMOTIONS`' names). Class sets are data
+(:data:`EMOTION_SETS`, plus ``shared``: the classes every corpus has), chosen with
+:func:`select_classes`.
 """
 
 from __future__ import annotations
@@ -20,13 +23,17 @@ if TYPE_CHECKING:
 
 __all__ = [
     "RAVDESS_EMOTIONS",
+    "CREMA_D_EMOTIONS",
     "EMOTION_SETS",
     "parse_ravdess_name",
+    "parse_crema_d_name",
     "read_ravdess",
+    "read_crema_d",
     "read_label_folders",
     "read_manifest",
     "read_file_list",
     "read_corpus",
+    "read_corpora",
     "select_classes",
     "find_audio_files",
 ]
@@ -43,14 +50,27 @@ RAVDESS_EMOTIONS: dict[str, str] = {
     "08": "surprised",
 }
 
+#: CREMA-D emotion codes (the ``EEE`` field) and their labels, in the same vocabulary.
+CREMA_D_EMOTIONS: dict[str, str] = {
+    "ANG": "angry",
+    "DIS": "disgust",
+    "FEA": "fearful",
+    "HAP": "happy",
+    "NEU": "neutral",
+    "SAD": "sad",
+}
+
 #: Named class subsets used in the literature; any comma-separated list works as well.
+#: ``shared`` (not listed here) keeps the classes that every corpus of the table has.
 EMOTION_SETS: dict[str, tuple[str, ...]] = {
     "ravdess8": tuple(RAVDESS_EMOTIONS.values()),
     "ravdess7": tuple(label for label in RAVDESS_EMOTIONS.values() if label != "surprised"),
+    "crema6": tuple(sorted(CREMA_D_EMOTIONS.values())),
     "basic4": ("neutral", "happy", "sad", "angry"),
 }
 
 _RAVDESS_NAME = re.compile(r"^(\d\d)-(\d\d)-(\d\d)-(\d\d)-(\d\d)-(\d\d)-(\d\d)$")
+_CREMA_D_NAME = re.compile(r"^(\d{4})_([A-Z]{3})_(ANG|DIS|FEA|HAP|NEU|SAD)_([A-Z]{2})$")
 _VOCAL_CHANNELS = {"01": "speech", "02": "song"}
 _INTENSITIES = {"01": "normal", "02": "strong"}
 
@@ -124,6 +144,33 @@ def read_ravdess(root: str | PathLike[str]) -> pd.DataFrame:
     return _as_table(rows)
 
 
+def parse_crema_d_name(path: str | PathLike[str]) -> dict[str, object]:
+    """Metadata from a CREMA-D name ``AAAA_SSS_EEE_LL.ext`` (actor, sentence, emotion, level).
+
+    Raises
+    ------
+    CorpusError
+        If the name does not follow the CREMA-D scheme.
+    """
+    match = _CREMA_D_NAME.match(Path(path).stem)
+    if match is None:
+        raise CorpusError("not a CREMA-D file name (AAAA_SSS_EEE_LL)", path)
+    actor, sentence, emotion, level = match.groups()
+    return {"label": CREMA_D_EMOTIONS[emotion], "speaker": actor, "sentence": sentence, "intensity": level}
+
+
+def read_crema_d(root: str | PathLike[str]) -> pd.DataFrame:
+    """All CREMA-D-named audio files under ``root``; the speaker is the actor number."""
+    rows = [
+        {"path": str(path), **parse_crema_d_name(path)}
+        for path in find_audio_files([root])
+        if _CREMA_D_NAME.match(path.stem)
+    ]
+    if not rows:
+        raise CorpusError("no CREMA-D-named audio files found (AAAA_SSS_EEE_LL)", root)
+    return _as_table(rows)
+
+
 def read_label_folders(root: str | PathLike[str]) -> pd.DataFrame:
     """``root/<label>/**/<audio>``: the first folder is the label, the next (if any) the speaker.
 
@@ -184,36 +231,76 @@ def read_file_list(manifest: str | PathLike[str], *, speaker_column: str = "spea
     return pd.DataFrame({"path": paths, "speaker": [speaker or None for speaker in speakers]})
 
 
-def read_corpus(source: str | PathLike[str], kind: str = "auto") -> pd.DataFrame:
-    """Read a corpus of kind ``ravdess``, ``folders`` or ``csv``; ``auto`` guesses.
+#: The corpus kinds :func:`read_corpus` reads.
+CORPUS_KINDS = ("ravdess", "crema-d", "folders", "csv")
 
-    ``auto``: a ``.csv`` file is a manifest; a folder whose audio files all carry RAVDESS names
-    is RAVDESS; any other folder is folder-per-label.
+
+def read_corpus(source: str | PathLike[str], kind: str = "auto") -> pd.DataFrame:
+    """Read a corpus of kind ``ravdess``, ``crema-d``, ``folders`` or ``csv``; ``auto`` guesses.
+
+    ``auto``: a ``.csv`` file is a manifest; a folder whose audio files all carry RAVDESS (or
+    all CREMA-D) names is that corpus; any other folder is folder-per-label. The table gets a
+    ``corpus`` column (a manifest's own ``corpus`` column is kept): the kind for RAVDESS and
+    CREMA-D, the folder's or file's name otherwise.
     """
     path = Path(source)
     if not path.exists():
         raise CorpusError("no such file or folder", source)
     if kind == "auto":
-        if path.is_file():
-            kind = "csv"
-        else:
-            files = find_audio_files([path])
-            kind = "ravdess" if files and all(_RAVDESS_NAME.match(f.stem) for f in files) else "folders"
-    readers = {"ravdess": read_ravdess, "folders": read_label_folders, "csv": read_manifest}
+        kind = _guess_kind(path)
+    readers = {"ravdess": read_ravdess, "crema-d": read_crema_d, "folders": read_label_folders, "csv": read_manifest}
     if kind not in readers:
-        raise CorpusError(f"unknown corpus kind {kind!r}; choose from {sorted(readers)}", source)
-    return readers[kind](path)
+        raise CorpusError(f"unknown corpus kind {kind!r}; choose from {list(CORPUS_KINDS)}", source)
+    table = readers[kind](path)
+    if "corpus" not in table.columns:
+        table.insert(3, "corpus", kind if kind in ("ravdess", "crema-d") else path.stem)
+    return table
+
+
+def _guess_kind(path: Path) -> str:
+    if path.is_file():
+        return "csv"
+    stems = [file.stem for file in find_audio_files([path])]
+    for kind, pattern in (("ravdess", _RAVDESS_NAME), ("crema-d", _CREMA_D_NAME)):
+        if stems and all(pattern.match(stem) for stem in stems):
+            return kind
+    return "folders"
+
+
+def read_corpora(sources: Sequence[str | PathLike[str]], kind: str = "auto") -> pd.DataFrame:
+    """One table of several corpora (each read by :func:`read_corpus` with ``kind``).
+
+    With more than one corpus, speakers are prefixed with their corpus (``crema-d/1001``), so
+    that two corpora's speaker names never merge; two sources with the same corpus name are
+    refused.
+    """
+    import pandas as pd
+
+    if not sources:
+        raise CorpusError("no corpus given")
+    tables = [read_corpus(source, kind) for source in sources]
+    if len(tables) == 1:
+        return tables[0]
+    names = [name for table in tables for name in table["corpus"].unique()]
+    if len(set(names)) < len(names):
+        raise CorpusError(f"two corpora share a name ({sorted(names)}): give manifests a 'corpus' column")
+    table = pd.concat(tables, ignore_index=True)
+    table["speaker"] = table["corpus"].astype(str) + "/" + table["speaker"].astype(str)
+    return table
 
 
 def select_classes(corpus: pd.DataFrame, classes: str | Sequence[str] | None) -> pd.DataFrame:
     """Keep the rows whose label is in ``classes``.
 
-    ``classes`` is a name from :data:`EMOTION_SETS`, a comma-separated list, a sequence, or
-    ``None`` for every label present.
+    ``classes`` is a name from :data:`EMOTION_SETS`, ``shared`` (the labels that every corpus
+    of the table has), a comma-separated list, a sequence, or ``None`` for every label present.
     """
     if classes is None:
         return corpus
-    if isinstance(classes, str):
+    if classes == "shared":
+        per_corpus = corpus.groupby("corpus")["label"].agg(set) if "corpus" in corpus.columns else [set(corpus["label"])]
+        wanted = tuple(sorted(set.intersection(*per_corpus)))
+    elif isinstance(classes, str):
         wanted = EMOTION_SETS.get(classes) or tuple(c.strip() for c in classes.split(",") if c.strip())
     else:
         wanted = tuple(classes)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from os import PathLike
 
-__all__ = ["SERError", "AudioError", "CorpusError", "ModelError"]
+__all__ = ["SERError", "AudioError", "NoSpeechError", "CorpusError", "ModelError"]
 
 
 class SERError(Exception):
@@ -36,6 +36,10 @@ def _one_line(text: str) -> str:
 
 class AudioError(SERError):
     """A file could not be turned into a usable signal (unreadable, empty, too short, ...)."""
+
+
+class NoSpeechError(AudioError):
+    """A readable file holds no speech to classify (silence, hum, noise, music without voice)."""
 
 
 class CorpusError(SERError):

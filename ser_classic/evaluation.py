@@ -1,7 +1,9 @@
 """Cross-validation protocols, metrics and reports.
 
 ``speaker``: folds grouped by speaker (no speaker in both train and test); the honest,
-headline protocol. ``random``: stratified folds that put every speaker in train and test
+headline protocol. ``corpus``: leave one corpus out (train on the others, test on it), which
+asks what a model does on recordings unlike its training data; its headline is the unweighted
+average recall (UAR). ``random``: stratified folds that put every speaker in train and test
 alike; speaker-dependent, reported only to compare with published claims.
 Everything fitted (scaler included) is fitted inside the training folds only.
 """
@@ -13,18 +15,22 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from os import PathLike
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
 from .errors import SERError
 
+if TYPE_CHECKING:
+    from sklearn.base import BaseEstimator
+
 __all__ = ["PROTOCOLS", "Evaluation", "evaluate", "expected_calibration_error", "write_report"]
 
 #: Protocol name -> one-line description used in reports.
 PROTOCOLS = {
     "speaker": "speaker-independent: folds grouped by speaker, no speaker in both train and test",
+    "corpus": "leave one corpus out: train on the other corpora, test on the held-out one",
     "random": "random stratified folds: speaker-dependent, for comparison with published claims only",
 }
 
@@ -45,10 +51,20 @@ class Evaluation:
     probabilities: np.ndarray | None = None
     speaker_norm: bool = False
     augmentation: str = ""
+    batch_norm: bool = False
+    fold_corpora: list[str] = field(default_factory=list)
+
+    def scores_by(self, groups: Sequence[str]) -> dict[str, dict[str, float]]:
+        """Scores of the out-of-fold predictions of each group's clips (e.g. each corpus's)."""
+        group_array = np.asarray(groups, dtype=str)
+        return {
+            str(group): _scores(self.y_true[group_array == group], self.y_pred[group_array == group], self.classes)
+            for group in sorted(set(group_array))
+        }
 
     def fold_scores(self) -> list[dict[str, float]]:
-        """Accuracy, weighted F1, macro F1, worst class recall and (with probabilities) expected
-        calibration error of each fold."""
+        """Accuracy, unweighted average recall, weighted F1, macro F1, worst class recall and
+        (with probabilities) expected calibration error of each fold."""
         folds = []
         for k in range(self.n_splits):
             in_fold = self.fold_of == k
@@ -75,11 +91,13 @@ class Evaluation:
             "n_splits": self.n_splits,
             "seed": self.seed,
             "speaker_norm": self.speaker_norm,
+            "batch_norm": self.batch_norm,
             "augmentation": self.augmentation,
             "mean": {k: float(np.mean([f[k] for f in folds])) for k in folds[0]},
             "std": {k: float(np.std([f[k] for f in folds])) for k in folds[0]},
             "folds": folds,
             "fold_speakers": self.fold_speakers,
+            "fold_corpora": self.fold_corpora,
             "per_class": {
                 label: {"precision": float(p), "recall": float(r), "f1": float(f), "support": int(s)}
                 for label, p, r, f, s in zip(self.classes, precision, recall, f1, support)
@@ -95,6 +113,7 @@ def _scores(y_true: np.ndarray, y_pred: np.ndarray, classes: Sequence[str]) -> d
     recalls = recall_score(y_true, y_pred, labels=present, average=None, zero_division=0)
     return {
         "accuracy": float(accuracy_score(y_true, y_pred)),
+        "uar": float(np.mean(recalls)),
         "f1_weighted": float(f1_score(y_true, y_pred, labels=present, average="weighted", zero_division=0)),
         "f1_macro": float(f1_score(y_true, y_pred, labels=present, average="macro", zero_division=0)),
         "recall_worst": float(np.min(recalls)),
@@ -121,9 +140,15 @@ def expected_calibration_error(
     return float(np.sum(gaps) / len(confidence))
 
 
-def _splits(protocol: str, labels: np.ndarray, speakers: np.ndarray, n_splits: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
-    from sklearn.model_selection import GroupKFold, StratifiedKFold
+def _splits(
+    protocol: str, labels: np.ndarray, speakers: np.ndarray, corpora: np.ndarray, n_splits: int, seed: int
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    from sklearn.model_selection import GroupKFold, LeaveOneGroupOut, StratifiedKFold
 
+    if protocol == "corpus":
+        if len(set(corpora)) < 2:
+            raise SERError("protocol 'corpus' needs at least 2 corpora (give several corpus paths)")
+        return list(LeaveOneGroupOut().split(labels, labels, groups=corpora))
     if protocol == "speaker":
         n_speakers = len(set(speakers))
         if n_speakers < n_splits:
@@ -141,30 +166,39 @@ def evaluate(
     labels: Sequence[str],
     speakers: Sequence[str],
     *,
-    classifier: str = "svm",
+    classifier: str | BaseEstimator = "svm",
     protocol: str = "speaker",
     n_splits: int = 6,
     seed: int = 0,
     progress: bool = False,
     speaker_norm: bool = False,
+    batch_norm: bool = False,
+    corpora: Sequence[str] | None = None,
     augmented: Sequence[pd.DataFrame] = (),
     augmentation: str = "",
 ) -> Evaluation:
-    """Cross-validate a named pipeline under a protocol.
+    """Cross-validate a pipeline under a protocol.
 
     Parameters
     ----------
     features : DataFrame [shape=(n_clips, n_features)]
     labels, speakers : sequence of str [shape=(n_clips,)]
-    classifier : str
-        A name in :data:`ser_classic.models.CLASSIFIERS`.
-    protocol : {"speaker", "random"}
+    classifier : str or estimator
+        A name in :data:`ser_classic.models.CLASSIFIERS`, or any scikit-learn classifier
+        (cloned for each fold; it gets the features unscaled).
+    protocol : {"speaker", "corpus", "random"}
     n_splits : int
-        Folds; 6 on RAVDESS's 24 actors gives 4 held-out actors per fold.
+        Folds; 6 on RAVDESS's 24 actors gives 4 held-out actors per fold. Ignored by ``corpus``,
+        which has one fold per corpus.
     speaker_norm : bool
         Standardize features per speaker (:mod:`ser_classic.normalization`), separately in each
         fold's training part and test part: a test clip is normalized with statistics of its
         speaker's test clips only, as at prediction time.
+    batch_norm : bool
+        Standardize features per corpus in the same way (each corpus, or a fold's part of it, by
+        its own statistics): what a folder of one user's recordings allows without speaker labels.
+    corpora : sequence of str [shape=(n_clips,)], optional
+        Corpus of each clip; needed by the ``corpus`` protocol and ``batch_norm``.
     augmented : sequence of DataFrame [shape=(n_clips, n_features)]
         Augmented copies aligned row by row with ``features``
         (:func:`ser_classic.features.augmented.augmented_features`). A training fold gets the
@@ -173,19 +207,27 @@ def evaluate(
     augmentation : str
         What made ``augmented`` (e.g. ``"speed, 2 copies"``), for the reports.
     """
+    from sklearn.base import clone
+
     from .calibration import calibration_groups
     from .features.augmented import with_copies
     from .models import build_pipeline, fit_pipeline
     from .normalization import standardize_per_speaker
 
+    if speaker_norm and batch_norm:
+        raise SERError("choose one normalization: per speaker or per batch")
     label_array = np.asarray(labels, dtype=str)
     speaker_array = np.asarray(speakers, dtype=str)
+    corpus_array = np.asarray(corpora if corpora is not None else ["corpus"] * len(label_array), dtype=str)
+    norm_groups = speaker_array if speaker_norm else corpus_array if batch_norm else None
+    name = classifier if isinstance(classifier, str) else type(classifier).__name__
     classes = sorted(set(label_array))
     y_pred = np.empty(len(label_array), dtype=object)
     fold_of = np.empty(len(label_array), dtype=int)
     probabilities = np.zeros((len(label_array), len(classes)))
-    fold_speakers = []
-    splits = _splits(protocol, label_array, speaker_array, n_splits, seed)
+    fold_speakers, fold_corpora = [], []
+    splits = _splits(protocol, label_array, speaker_array, corpus_array, n_splits, seed)
+    n_splits = len(splits)
     if progress:
         from tqdm.auto import tqdm
 
@@ -198,25 +240,27 @@ def evaluate(
             [copies.iloc[train_index] for copies in augmented],
         )
         train_part, test_part = rows.features, features.iloc[test_index]
-        if speaker_norm:
-            train_part = standardize_per_speaker(train_part, rows.speakers)
-            test_part = standardize_per_speaker(test_part, speaker_array[test_index])
+        if norm_groups is not None:
+            train_groups = speaker_array[train_index] if speaker_norm else norm_groups[train_index][rows.sources]
+            train_part = standardize_per_speaker(train_part, rows.speakers if speaker_norm else train_groups)
+            test_part = standardize_per_speaker(test_part, norm_groups[test_index])
         # Calibration folds inside the training part are grouped as the protocol's folds are.
-        groups = calibration_groups(speaker_array[train_index] if protocol == "speaker" else None, rows.sources)
-        pipeline = build_pipeline(classifier, seed=seed)
+        groups = calibration_groups(speaker_array[train_index] if protocol != "random" else None, rows.sources)
+        pipeline = build_pipeline(classifier, seed=seed) if isinstance(classifier, str) else clone(classifier)
         try:
             fit_pipeline(pipeline, train_part, rows.labels, groups)
         except ValueError as error:  # e.g. a class too rare in this fold's training part
-            raise SERError(f"fold {fold + 1} of {n_splits}: cannot fit {classifier!r} ({error})") from None
-        fold_probabilities = pipeline.predict_proba(test_part)
+            raise SERError(f"fold {fold + 1} of {n_splits}: cannot fit {name!r} ({error})") from None
+        fold_probabilities = _probabilities(pipeline, test_part)
         columns = [classes.index(str(label)) for label in pipeline.classes_]
         probabilities[np.ix_(test_index, columns)] = fold_probabilities / fold_probabilities.sum(axis=1, keepdims=True)
         y_pred[test_index] = np.asarray(classes)[probabilities[test_index].argmax(axis=1)]
         fold_of[test_index] = fold
         fold_speakers.append(sorted(set(speaker_array[test_index])))
+        fold_corpora.append(", ".join(sorted(set(corpus_array[test_index]))))
     return Evaluation(
         protocol=protocol,
-        classifier=classifier,
+        classifier=name,
         classes=classes,
         n_splits=n_splits,
         seed=seed,
@@ -227,7 +271,17 @@ def evaluate(
         probabilities=probabilities,
         speaker_norm=speaker_norm,
         augmentation=augmentation,
+        batch_norm=batch_norm,
+        fold_corpora=fold_corpora,
     )
+
+
+def _probabilities(fitted: Any, features: pd.DataFrame) -> np.ndarray:
+    """``predict_proba``, or one-hot predictions for a classifier without probabilities."""
+    if hasattr(fitted, "predict_proba"):
+        return fitted.predict_proba(features)
+    predicted = np.asarray(fitted.predict(features))
+    return (predicted[:, None] == np.asarray(fitted.classes_)[None, :]).astype(np.float64)
 
 
 def markdown_report(summary: dict[str, Any], title: str) -> str:

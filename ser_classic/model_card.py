@@ -10,7 +10,14 @@ from collections.abc import Sequence
 from os import PathLike
 from typing import Any
 
-__all__ = ["feature_groups", "feature_group_sizes", "card_markdown", "confusion_summary", "plot_card_confusion"]
+__all__ = [
+    "feature_groups",
+    "feature_group_sizes",
+    "training_corpora",
+    "card_markdown",
+    "confusion_summary",
+    "plot_card_confusion",
+]
 
 #: Score key on the card -> column title.
 _METRICS = (
@@ -46,6 +53,21 @@ def feature_group_sizes(names: Sequence[str]) -> dict[str, int]:
     for group in feature_groups(names).values():
         sizes[group] = sizes.get(group, 0) + 1
     return sizes
+
+
+def training_corpora(training: dict[str, Any]) -> str:
+    """The training corpora of a card's ``training`` part: names with clip counts when recorded,
+    else the paths given (cards written before several corpora were read)."""
+    if training.get("corpora"):
+        return ", ".join(f"{name} ({count} clips)" for name, count in training["corpora"].items())
+    corpus = training.get("corpus", "?")
+    return ", ".join(corpus) if isinstance(corpus, list) else str(corpus)
+
+
+def _per_corpus_rows(per_corpus: dict[str, dict[str, float]]) -> list[str]:
+    rows = ["| clips of | accuracy | UAR | weighted F1 |", "|---|---|---|---|"]
+    rows += [f"| {corpus} | {s['accuracy']:.3f} | {s['uar']:.3f} | {s['f1_weighted']:.3f} |" for corpus, s in per_corpus.items()]
+    return rows
 
 
 def _score_rows(evaluation: dict[str, Any]) -> list[str]:
@@ -87,7 +109,8 @@ def card_markdown(card: dict[str, Any], *, protocol: str = "speaker") -> str:
         f"- **Classifier**: {card.get('classifier', '?')} ({'; '.join(card.get('pipeline', []))})",
         f"- **Classes** ({len(classes)}): {', '.join(classes)}",
         f"- **Trained on**: {training.get('n_clips', '?')} clips, {training.get('n_speakers', '?')} speakers "
-        f"from `{training.get('corpus', '?')}`",
+        f"from {training_corpora(training)}",
+        f"- **Augmentation**: {training.get('augmentation', 'none')}",
         f"- **Created**: {card.get('created', '?')}, seed {card.get('seed', '?')}",
         f"- **Artifact SHA-256**: `{card.get('artifact', {}).get('sha256', '?')}` (checked before loading)",
         "",
@@ -98,6 +121,8 @@ def card_markdown(card: dict[str, Any], *, protocol: str = "speaker") -> str:
         lines += _score_rows(evaluation)
     else:
         lines.append("This card holds no evaluation: nothing tells how far to trust this model.")
+    if "per_corpus" in evaluation.get(protocol, {}):
+        lines += ["", f"#### Each corpus's clips ({protocol} protocol)", "", *_per_corpus_rows(evaluation[protocol]["per_corpus"])]
     if protocol in evaluation and "per_class" in evaluation[protocol]:
         lines += ["", f"#### Per class ({protocol} protocol)", "", *_per_class_rows(evaluation[protocol]["per_class"])]
     sizes = feature_group_sizes(card.get("feature_names", []))

@@ -23,11 +23,27 @@ from .features.extractor import feature_names
 if TYPE_CHECKING:
     from .models import Model
 
-__all__ = ["ARTIFACT_FORMAT", "DEFAULT_MODEL_PATH", "ModelFile", "card_path", "read_card"]
+__all__ = ["ARTIFACT_FORMAT", "BUNDLED_MODELS", "DEFAULT_MODEL_PATH", "ModelFile", "card_path", "read_card", "resolve_model"]
 
-#: The bundled default model, rebuilt by the command in the README.
-DEFAULT_MODEL_PATH = Path(__file__).resolve().parents[1] / "models" / "ser-default.joblib"
+#: The bundled models by name, each rebuilt by the command in the README: ``default`` knows the
+#: 6 emotions of both training corpora (RAVDESS and CREMA-D); ``ravdess8`` all 8 of RAVDESS,
+#: calm and surprised included, from RAVDESS alone.
+BUNDLED_MODELS = {
+    name: Path(__file__).resolve().parents[1] / "models" / f"ser-{name}.joblib" for name in ("default", "ravdess8")
+}
+DEFAULT_MODEL_PATH = BUNDLED_MODELS["default"]
 ARTIFACT_FORMAT = 1
+
+
+def resolve_model(model: str | PathLike[str] | None) -> Path:
+    """The file of ``model``: a path, or the name of a bundled model (:data:`BUNDLED_MODELS`),
+    or the default model when ``None``. A path that exists wins over a bundled name."""
+    if model is None:
+        return DEFAULT_MODEL_PATH
+    path = Path(model)
+    if not path.exists() and str(model) in BUNDLED_MODELS:
+        return BUNDLED_MODELS[str(model)]
+    return path
 
 
 def card_path(model_path: str | PathLike[str]) -> Path:

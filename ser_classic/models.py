@@ -27,12 +27,13 @@ from .errors import ModelError
 from .features.cache import file_sha256
 from .features.config import FeatureConfig
 from .features.extractor import feature_names
-from .model_file import ARTIFACT_FORMAT, DEFAULT_MODEL_PATH, ModelFile, card_path, read_card
+from .model_file import ARTIFACT_FORMAT, DEFAULT_MODEL_PATH, ModelFile, card_path, read_card, resolve_model
 
 __all__ = [
     "CLASSIFIERS",
     "ENSEMBLE_MEMBERS",
     "DEFAULT_MODEL_PATH",
+    "resolve_model",
     "LabelEncodedClassifier",
     "Model",
     "ModelFile",
@@ -154,7 +155,7 @@ def fit_pipeline(pipeline: Pipeline, features: Any, labels: np.ndarray, groups: 
     source clip, of each row) for its calibration folds."""
     from .calibration import TemperatureScaled
 
-    if isinstance(pipeline.steps[-1][1], TemperatureScaled):
+    if isinstance(pipeline, Pipeline) and isinstance(pipeline.steps[-1][1], TemperatureScaled):
         return pipeline.fit(features, labels, classify__groups=groups)
     return pipeline.fit(features, labels)
 

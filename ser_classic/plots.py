@@ -78,7 +78,7 @@ def signal_tracks(signal: np.ndarray, config: FeatureConfig | None = None) -> Si
     """
     import librosa
 
-    from .features.pitch import f0_track, voiced_frames
+    from .features.pitch import f0_track, periodicity_track, voiced_frames
     from .features.spectral import frame_tracks, magnitude_spectrogram
 
     config = config or FeatureConfig()
@@ -86,7 +86,8 @@ def signal_tracks(signal: np.ndarray, config: FeatureConfig | None = None) -> Si
     mel = librosa.feature.melspectrogram(S=magnitude**2, sr=config.sample_rate, n_mels=config.n_mels)
     mel_db = librosa.power_to_db(mel, ref=np.max, top_db=MEL_RANGE_DB)
     f0 = f0_track(signal, config)
-    voiced = voiced_frames(f0, frame_tracks(signal, magnitude, config)["rms_db"], config)
+    level_db = frame_tracks(signal, magnitude, config)["rms_db"]
+    voiced = voiced_frames(f0, level_db, periodicity_track(magnitude**2, config), config)
     frames = np.arange(magnitude.shape[1])
     if config.trim_db is None:
         start, end = 0, signal.shape[0]

@@ -11,17 +11,29 @@ import pytest
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 DATA_ROOT = Path(os.environ.get("SER_DATA_DIR", PROJECT_ROOT.parent / "shared" / "data"))
 RAVDESS = DATA_ROOT / "ravdess"
+CREMA_D = DATA_ROOT / "crema-d"
+
+
+def _corpus_folder(folder: Path, name: str) -> Path:
+    """``folder``; in CI its absence is a failure, elsewhere a skip."""
+    if not folder.is_dir():
+        message = f"{name} not found at {folder} (set SER_DATA_DIR)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    return folder
 
 
 @pytest.fixture(scope="session")
 def ravdess_root() -> Path:
     """RAVDESS speech folder; in CI its absence is a failure, elsewhere a skip."""
-    if not RAVDESS.is_dir():
-        message = f"RAVDESS not found at {RAVDESS} (set SER_DATA_DIR)"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
-    return RAVDESS
+    return _corpus_folder(RAVDESS, "RAVDESS")
+
+
+@pytest.fixture(scope="session")
+def crema_d_root() -> Path:
+    """CREMA-D folder (flat, ``AAAA_SSS_EEE_LL.flac``); in CI its absence is a failure, elsewhere a skip."""
+    return _corpus_folder(CREMA_D, "CREMA-D")
 
 
 @pytest.fixture(scope="session")

@@ -114,7 +114,8 @@ def test_label_folders_give_label_and_speaker(tmp_path: Path) -> None:
     (root / "sad" / "notes.txt").write_text("not audio")
     write_clip(root / "stray.wav")
     table = read_corpus(root)
-    assert read_label_folders(root).equals(table)
+    assert read_label_folders(root).equals(table.drop(columns="corpus"))
+    assert set(table["corpus"]) == {"corpus"}  # a label-folder corpus is named after its folder
     rows = {Path(path).name: (label, speaker) for path, label, speaker in table[["path", "label", "speaker"]].itertuples(index=False)}
     assert rows == {"a.wav": ("happy", "spk1"), "b.flac": ("happy", "spk2"), "c.wav": ("sad", "unknown")}
 
@@ -133,11 +134,12 @@ def test_manifest_paths_are_resolved_from_its_folder(tmp_path: Path, monkeypatch
     manifest.write_text(f"path,label,speaker,session\nclips/one.wav,angry,s1,a\n{absolute},calm,s2,b\n")
     monkeypatch.chdir(tmp_path)
     table = read_corpus(manifest)
-    assert read_manifest(manifest).equals(table)
+    assert read_manifest(manifest).equals(table.drop(columns="corpus"))
+    assert set(table["corpus"]) == {"corpus"}  # a manifest without a corpus column is named after its file
     assert sorted(table["path"]) == sorted([str(relative), str(absolute)])
     assert all(Path(path).is_file() for path in table["path"])
     assert dict(zip(table["label"], table["speaker"])) == {"angry": "s1", "calm": "s2"}
-    assert list(table.columns) == ["path", "label", "speaker", "session"]
+    assert list(table.columns) == ["path", "label", "speaker", "corpus", "session"]
 
 
 def test_manifest_without_speaker_column_gets_unknown(tmp_path: Path) -> None:

@@ -6,6 +6,12 @@ least ``MIN_DURATION_SECONDS``, at any rate from 8 to 96 kHz, whose mono mix pea
 Everything else raises ``AudioError``: empty, shorter than the minimum, all zeros (also when
 resampling to the analysis rate leaves nothing but zeros), NaN or infinite samples, or a peak
 beyond the limit. There are no silent fill-in values.
+
+Two invariances of extractor version 4 are checked on a synthesized, speech-like utterance:
+every level feature is relative to the clip (and the spectrogram floor too), so a gain leaves
+the vector unchanged; and the analysed band ends at the analysis rate's Nyquist frequency
+(7 kHz), below the band edge of every common rate from 16 kHz up, so one utterance recorded at
+48, 22.05 or 16 kHz gives nearly the same vector.
 """
 
 from __future__ import annotations
@@ -13,14 +19,16 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pandas as pd
 import pytest
+import scipy.signal
+import soxr
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from ser_classic.audio import MAX_PEAK_AMPLITUDE, MIN_DURATION_SECONDS, to_mono
+from ser_classic.audio import ANALYSIS_SAMPLE_RATE, MAX_PEAK_AMPLITUDE, MIN_DURATION_SECONDS, to_mono
 from ser_classic.errors import AudioError
-from ser_classic.features import extract_features, feature_names
-
+from ser_classic.features import FeatureConfig, extract_features, feature_names
 
 
 def examples(count: int) -> settings:
@@ -145,3 +153,104 @@ def test_exactly_the_minimum_duration_is_accepted_at_common_rates() -> None:
     for sample_rate in (8000, 11025, 16000, 22050, 44100, 48000, 96000):
         signal = rng.uniform(-0.5, 0.5, math.ceil(MIN_DURATION_SECONDS * sample_rate))
         assert np.all(np.isfinite(extract_features(signal, sample_rate).to_numpy()))
+
+
+# --- invariances of version 4 -----------------------------------------------------------------
+
+
+def speech_like(sample_rate: int, seconds: float = 2.5, seed: int = 0) -> np.ndarray:
+    """A synthetic utterance at ``sample_rate``, peak 0.5, float32.
+
+    A harmonic voice whose F0 glides from 140 Hz up two semitones with a 5.5 Hz, +-0.3 semitone
+    vibrato, shaped by three formant-like resonances (700, 1800, 2800 Hz), harmonics up to
+    11 kHz; two syllables a second, fricative-like hiss (3-10 kHz) in the gaps between them,
+    and a white noise floor about 50 dB below the peak. At 48 kHz it has energy far above
+    7 kHz, which a 16 kHz recording of it could not hold.
+    """
+    rng = np.random.default_rng(seed)
+    time = np.arange(int(seconds * sample_rate)) / sample_rate
+    f0 = 140.0 * 2.0 ** ((2.0 * time / seconds + 0.3 * np.sin(2 * np.pi * 5.5 * time)) / 12.0)
+    phase = 2 * np.pi * np.cumsum(f0) / sample_rate
+    top_hz = min(11000.0, 0.45 * sample_rate)
+    voice = np.zeros_like(time)
+    for k in range(1, int(top_hz // 140) + 1):
+        hz = k * f0
+        formants = 1 + 3 * np.exp(-(((hz - 700) / 250) ** 2)) + 2 * np.exp(-(((hz - 1800) / 350) ** 2))
+        formants += np.exp(-(((hz - 2800) / 400) ** 2))
+        voice += np.where(hz < top_hz, formants / k, 0.0) * np.sin(k * phase)
+    syllables = np.sin(2 * np.pi * 2.0 * time)
+    band = scipy.signal.butter(4, [3000, min(10000.0, 0.45 * sample_rate)], "bandpass", fs=sample_rate, output="sos")
+    hiss = scipy.signal.sosfilt(band, rng.standard_normal(time.size))
+    signal = voice * np.clip(syllables, 0, None) ** 0.7 + 2.0 * hiss * np.clip(-syllables, 0, None) ** 2
+    signal += 0.002 * rng.standard_normal(time.size)
+    return (0.5 * signal / np.max(np.abs(signal))).astype(np.float32)
+
+
+def relative_change(vector: pd.Series, reference: pd.Series, epsilon: float = 1e-3) -> pd.Series:
+    """``|vector - reference| / (|reference| + epsilon)`` per feature; the epsilon keeps the
+    features that are about zero (some MFCC means, tonnetz) from dividing by nothing."""
+    return np.abs(vector - reference) / (np.abs(reference) + epsilon)
+
+
+@pytest.fixture(scope="module")
+def utterance_at_analysis_rate() -> tuple[np.ndarray, pd.Series]:
+    signal = speech_like(ANALYSIS_SAMPLE_RATE)
+    vector = extract_features(signal, ANALYSIS_SAMPLE_RATE)
+    assert 0.3 < vector["voiced_fraction"] < 0.8  # voiced and unvoiced parts, as speech has
+    return signal, vector
+
+
+@pytest.mark.parametrize("gain", [0.1, 4.0, 0.01], ids=["-20dB", "+12dB", "-40dB"])
+def test_a_gain_leaves_the_vector_unchanged(utterance_at_analysis_rate: tuple[np.ndarray, pd.Series], gain: float) -> None:
+    """Level (``rms_db``, MFCC 1), the spectrogram floor and the voicing threshold are relative
+    to the clip, so a gain changes nothing but float32 rounding.
+
+    Measured (largest change over the 282 features, relative as :func:`relative_change`):
+    1.6e-5 at -20 dB and 5.3e-6 at +12 dB (spectral slopes and high MFCC percentiles: float32
+    rounding); 1.6e-3 at -40 dB (spectral_slope_0_500_std: the balance tracks add an absolute
+    1e-10 to the power before taking dB, which begins to count 40 dB down). Median change at
+    most 1.4e-7. Bounds: 1e-4 and 5e-3 for the largest, 1e-6 for the median (3-7x margin).
+    (At -60 dB, peak -66 dBFS, the vector does move, median 0.07: the absolute ``amin`` of
+    ``power_to_db`` and the RMS floor then decide the quiet bins; not a gain checked here.)
+    """
+    signal, reference = utterance_at_analysis_rate
+    vector = extract_features(signal * np.float32(gain), ANALYSIS_SAMPLE_RATE)
+    change = relative_change(vector, reference)
+    assert change.max() < (1e-4 if gain >= 0.1 else 5e-3), change.nlargest(5)
+    assert change.median() < 1e-6
+
+
+@pytest.fixture(scope="module")
+def utterance_at_48_khz() -> tuple[np.ndarray, pd.Series]:
+    signal = speech_like(48000)
+    return signal, extract_features(signal, 48000)
+
+
+@pytest.mark.parametrize("recording_rate", [16000, 22050])
+def test_the_same_utterance_recorded_at_16_22_or_48_khz_gives_nearly_the_same_vector(
+    utterance_at_48_khz: tuple[np.ndarray, pd.Series], recording_rate: int
+) -> None:
+    """The 48 kHz utterance, resampled to ``recording_rate`` as a recorder at that rate would
+    capture it, then given to the extractor, which resamples it to the analysis rate.
+
+    soxr "VHQ" stands for the recorder's anti-aliasing filter: flat up to close below the
+    recording's Nyquist frequency, so the copies differ only above 7 kHz, outside the analysed
+    band. (scipy's ``resample_poly`` with its default Kaiser window already rolls off below
+    7 kHz going to 16 kHz, and moves mfcc_12_p50 by 8%: a property of that filter, not of
+    the extractor.)
+
+    Measured: median relative change 2.3e-5 (16 kHz) and 3.6e-5 (22.05 kHz); largest 0.012
+    and 0.014, both mfcc_12_p50 (about -0.085, so 1e-3 in absolute terms), then unvoiced MFCC
+    means at most 1%. Bounds: median < 2e-4 (5x), every feature < 0.05 (3.5x).
+    The control shows the check can tell: with a 22.05 kHz analysis rate, which the 16 kHz
+    copy cannot fill, its median change is 0.34.
+    """
+    signal, reference = utterance_at_48_khz
+    copy = soxr.resample(signal, 48000, recording_rate, quality="VHQ").astype(np.float32)
+    change = relative_change(extract_features(copy, recording_rate), reference)
+    assert change.median() < 2e-4, change.nlargest(5)
+    assert change.max() < 0.05, change.nlargest(5)
+    if recording_rate == 16000:
+        wide = FeatureConfig(sample_rate=22050, n_fft=2048, hop_length=512, n_mels=128)
+        wide_change = relative_change(extract_features(copy, recording_rate, wide), extract_features(signal, 48000, wide))
+        assert wide_change.median() > 0.05

@@ -11,7 +11,7 @@ from ..audio import ANALYSIS_SAMPLE_RATE
 __all__ = ["EXTRACTOR_VERSION", "FeatureConfig"]
 
 #: Bumped whenever the computation of any feature changes, so that stale vectors are never reused.
-EXTRACTOR_VERSION = "3"
+EXTRACTOR_VERSION = "4"
 
 
 @dataclass(frozen=True)
@@ -21,27 +21,37 @@ class FeatureConfig:
     Attributes
     ----------
     sample_rate : int
-        Analysis rate (Hz); signals at other rates are resampled first.
+        Analysis rate (Hz); signals at other rates are resampled first. Its Nyquist frequency
+        is the analysed band's upper edge: at 14 kHz every input recorded at 16 kHz or more
+        is analysed over the same 0-7 kHz band, whatever its own bandwidth.
     n_fft, hop_length : int
-        STFT frame and hop in samples (about 93 ms and 23 ms at 22050 Hz).
+        STFT frame and hop in samples (about 73 ms and 18 ms at 14 kHz).
     n_mels, n_mfcc : int
         Mel bands feeding the MFCCs, and MFCCs kept.
+    spectral_floor_db : float
+        Spectrogram bins are floored this many dB below the clip's strongest bin, so that
+        dither, codec noise and recording noise floors below it do not count.
     f0_min_hz, f0_max_hz : float
         Search range of the pitch tracker; covers adult speech from low male to high female.
     voicing_db : float
         Frames quieter than this many dB below the loudest frame are unvoiced.
+    voicing_threshold : float
+        Frames whose periodicity (normalized autocorrelation in the pitch range) is below this
+        are unvoiced; 0.45 is Praat's default.
     trim_db : float or None
         Leading/trailing silence quieter than this (dB below peak) is cut by ``extract_file``.
     """
 
     sample_rate: int = ANALYSIS_SAMPLE_RATE
-    n_fft: int = 2048
-    hop_length: int = 512
-    n_mels: int = 128
+    n_fft: int = 1024
+    hop_length: int = 256
+    n_mels: int = 64
     n_mfcc: int = 20
+    spectral_floor_db: float = 70.0
     f0_min_hz: float = 65.0
     f0_max_hz: float = 600.0
     voicing_db: float = 30.0
+    voicing_threshold: float = 0.45
     trim_db: float | None = 30.0
 
     def to_dict(self) -> dict[str, object]:

@@ -12,7 +12,7 @@ from .. import audio
 from ..errors import AudioError, SERError
 from .cache import FeatureCache
 from .config import FeatureConfig
-from .pitch import PITCH_NAMES, f0_track, pitch_summary, voiced_frames
+from .pitch import PITCH_NAMES, f0_track, harmonicity_db, periodicity_track, pitch_summary, voiced_frames
 from .spectral import (
     BALANCE_TRACKS,
     N_CHROMA,
@@ -26,7 +26,7 @@ from .spectral import (
     magnitude_spectrogram,
     tonal_tracks,
 )
-from .stats import COEFFICIENT_STATISTICS, FRAME_STATISTICS, summarize, summary_names
+from .stats import COEFFICIENT_STATISTICS, DYNAMICS_STATISTICS, FRAME_STATISTICS, summarize, summary_names
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -40,6 +40,7 @@ FEATURE_GROUPS: dict[str, tuple[str, ...]] = {
     "spectral balance": BALANCE_TRACKS,
     "cepstral": ("mfcc", "mfcc_delta", "mfcc_delta2", "mfcc_unvoiced"),
     "tonal": ("chroma", "tonnetz"),
+    "voice quality": ("hnr_db",),
     "pitch and rhythm": ("voiced_fraction", "f0", "f0_semitone", "voiced_segment_rate"),
 }
 
@@ -48,8 +49,8 @@ def _layout(config: FeatureConfig) -> list[tuple[str, int | None, tuple[str, ...
     """(track, rows or None for a scalar track, statistics), in vector order.
 
     ``mfcc_unvoiced`` is the MFCC track over the frames that are not voiced (consonants, breath,
-    pauses); the spectral balance tracks are taken over the voiced frames. Either falls back
-    to all frames when a clip has no such frame.
+    pauses); the spectral balance tracks and the harmonics-to-noise ratio ``hnr_db`` are taken
+    over the voiced frames. Either falls back to all frames when a clip has no such frame.
     """
     return [
         *[(track, None, FRAME_STATISTICS) for track in SCALAR_TRACKS],
@@ -57,11 +58,12 @@ def _layout(config: FeatureConfig) -> list[tuple[str, int | None, tuple[str, ...
         ("spectral_flux", None, COEFFICIENT_STATISTICS),
         *[(track, None, COEFFICIENT_STATISTICS) for track in BALANCE_TRACKS],
         ("mfcc", config.n_mfcc, FRAME_STATISTICS),
-        ("mfcc_delta", config.n_mfcc, COEFFICIENT_STATISTICS),
-        ("mfcc_delta2", config.n_mfcc, COEFFICIENT_STATISTICS),
+        ("mfcc_delta", config.n_mfcc, DYNAMICS_STATISTICS),
+        ("mfcc_delta2", config.n_mfcc, DYNAMICS_STATISTICS),
         ("mfcc_unvoiced", config.n_mfcc, COEFFICIENT_STATISTICS),
         ("chroma", N_CHROMA, COEFFICIENT_STATISTICS),
         ("tonnetz", N_TONNETZ, COEFFICIENT_STATISTICS),
+        ("hnr_db", None, COEFFICIENT_STATISTICS),
     ]
 
 
@@ -99,13 +101,12 @@ def extract_vector(signal: np.ndarray, config: FeatureConfig) -> np.ndarray:
             **tonal_tracks(power, config),
         }
         f0 = f0_track(signal, config)
-        voiced = voiced_frames(f0, tracks["rms_db"], config)
+        periodicity = periodicity_track(power, config)
+        voiced = voiced_frames(f0, tracks["rms_db"], periodicity, config)
         unvoiced = ~voiced if not voiced.all() else voiced
         tracks["mfcc_unvoiced"] = tracks["mfcc"][:, unvoiced]
-        tracks.update(
-            (track, values[voiced] if voiced.any() else values)
-            for track, values in balance_tracks(magnitude, config).items()
-        )
+        voiced_tracks = {**balance_tracks(magnitude, config), "hnr_db": harmonicity_db(periodicity)}
+        tracks.update((track, values[voiced] if voiced.any() else values) for track, values in voiced_tracks.items())
         parts = [summarize(tracks[track], stats) for track, _, stats in _layout(config)]
         parts.append(pitch_summary(f0, voiced, config))
     return np.concatenate(parts)

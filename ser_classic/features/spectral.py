@@ -25,7 +25,7 @@ __all__ = [
 
 #: Scalar tracks of :func:`frame_tracks`, in vector order.
 SCALAR_TRACKS = ("zcr", "rms_db", "centroid", "bandwidth", "rolloff", "flatness")
-#: Floor of the RMS amplitude before taking decibels (-100 dBFS).
+#: Floor of the RMS amplitude before taking decibels (-100 dBFS; digital silence only).
 RMS_FLOOR = 1e-5
 #: Rows of ``librosa.feature.spectral_contrast`` with its default six bands.
 N_CONTRAST_BANDS = 7
@@ -39,15 +39,23 @@ N_TONNETZ = 6
 
 
 def magnitude_spectrogram(signal: np.ndarray, config: FeatureConfig) -> np.ndarray:
-    """``|STFT|`` with a Hann window, centred frames: shape ``(1 + n_fft // 2, n_frames)``."""
+    """``|STFT|`` with a Hann window, centred frames, floored ``config.spectral_floor_db``
+    below the clip's strongest bin: shape ``(1 + n_fft // 2, n_frames)``.
+
+    The floor is relative to the clip, not to full scale, so the features see the same
+    spectrum whether the recording's quiet bins hold dither, codec noise or room noise.
+    """
     import librosa
 
-    return np.abs(librosa.stft(signal, n_fft=config.n_fft, hop_length=config.hop_length))
+    magnitude = np.abs(librosa.stft(signal, n_fft=config.n_fft, hop_length=config.hop_length))
+    return np.maximum(magnitude, magnitude.max() * 10.0 ** (-config.spectral_floor_db / 20.0))
 
 
 def frame_tracks(signal: np.ndarray, magnitude: np.ndarray, config: FeatureConfig) -> dict[str, np.ndarray]:
-    """Scalar tracks: zero-crossing rate, RMS level (dBFS), centroid, bandwidth, roll-off (85%),
-    flatness. Level is in decibels because loudness is perceived, and varies, on a log scale."""
+    """Scalar tracks: zero-crossing rate, RMS level, centroid, bandwidth, roll-off (85%),
+    flatness. Level is in decibels below the clip's loudest frame: loudness is perceived on a
+    log scale, and a recording's absolute level says more about its microphone gain than
+    about its speaker."""
     import librosa
     import librosa.feature as lf
 
@@ -55,7 +63,7 @@ def frame_tracks(signal: np.ndarray, magnitude: np.ndarray, config: FeatureConfi
     return {
         "zcr": lf.zero_crossing_rate(signal, frame_length=config.n_fft, hop_length=config.hop_length)[0],
         "rms_db": librosa.amplitude_to_db(
-            lf.rms(S=magnitude, frame_length=config.n_fft)[0], ref=1.0, amin=RMS_FLOOR, top_db=None
+            lf.rms(S=magnitude, frame_length=config.n_fft)[0], ref=np.max, amin=RMS_FLOOR, top_db=None
         ),
         "centroid": lf.spectral_centroid(S=magnitude, sr=sr)[0],
         "bandwidth": lf.spectral_bandwidth(S=magnitude, sr=sr)[0],
@@ -72,7 +80,8 @@ def contrast_track(magnitude: np.ndarray, config: FeatureConfig) -> np.ndarray:
 
 
 def cepstral_tracks(power: np.ndarray, config: FeatureConfig) -> dict[str, np.ndarray]:
-    """MFCCs from a log-mel spectrogram, with deltas and delta-deltas: each ``(n_mfcc, n_frames)``;
+    """MFCCs from a log-mel spectrogram (dB below its strongest band, so the first coefficient is a
+    relative level), with deltas and delta-deltas: each ``(n_mfcc, n_frames)``;
     and the spectral flux of the same log-mel spectrogram, ``(n_frames - 1,)``.
 
     The flux is the mean over mel bands of the rise in level (dB) from one frame to the next,
@@ -84,7 +93,7 @@ def cepstral_tracks(power: np.ndarray, config: FeatureConfig) -> dict[str, np.nd
 
     # lf.melspectrogram(S=power, sr=..., n_mels=...), with its filter bank built once
     mel = np.einsum("...ft,mf->...mt", power, _mel_basis(config.sample_rate, config.n_fft, config.n_mels), optimize=True)
-    log_mel = librosa.power_to_db(mel)
+    log_mel = librosa.power_to_db(mel, ref=np.max, top_db=None)  # floored by the spectrogram
     mfcc = lf.mfcc(S=log_mel, n_mfcc=config.n_mfcc)
     width = _delta_width(mfcc.shape[1])
     return {

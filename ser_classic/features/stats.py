@@ -6,12 +6,16 @@ from collections.abc import Sequence
 
 import numpy as np
 
-__all__ = ["FRAME_STATISTICS", "COEFFICIENT_STATISTICS", "summarize", "summary_names"]
+__all__ = ["FRAME_STATISTICS", "COEFFICIENT_STATISTICS", "DYNAMICS_STATISTICS", "summarize", "summary_names"]
 
 #: Statistics of scalar tracks (ZCR, RMS, centroid, ...): the distribution's shape matters.
 FRAME_STATISTICS: tuple[str, ...] = ("mean", "std", "p10", "p50", "p90")
 #: Statistics of each row of a multi-row track (MFCC, chroma, ...): kept small, rows are many.
 COEFFICIENT_STATISTICS: tuple[str, ...] = ("mean", "std")
+
+#: Statistics of derivative tracks (MFCC deltas): their mean over a clip telescopes to the
+#: difference of its first and last frames, which the silence trimming decides, not the voice.
+DYNAMICS_STATISTICS: tuple[str, ...] = ("std",)
 
 _PERCENTILES = {"p10": 10.0, "p50": 50.0, "p90": 90.0}
 
