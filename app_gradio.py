@@ -113,9 +113,9 @@ def _model(model_name: str | None, models_dir: Path) -> tuple[str, Model]:
     status = models[name].stat()
     with _model_lock:
         model = _load_model(str(models[name]), status.st_mtime_ns, status.st_size)
-    if model.speaker_norm:
+    if model.speaker_norm or model.batch_norm:
         raise ModelError(
-            f"model {name!r} standardizes features per speaker over many clips of each speaker; "
+            f"model {name!r} standardizes features over many clips of each speaker or batch; "
             "this demo classifies one recording at a time: choose another model (or use `ser predict`)"
         )
     return name, model

@@ -51,6 +51,14 @@ CorporaArgument = Annotated[
     ),
 ]
 SeedOption = Annotated[int, typer.Option(help="Random seed of every fitted model and random split.")]
+BatchNormOption = Annotated[
+    bool,
+    typer.Option(
+        "--batch-norm",
+        help="Standardize features per corpus with that corpus's own clips; a model trained so standardizes "
+        "the files of each `ser predict` run together (no speaker labels needed, but many files at once).",
+    ),
+]
 SpeakerNormOption = Annotated[
     bool,
     typer.Option(
@@ -212,6 +220,7 @@ def train(
     jobs: JobsOption = -1,
     cache_dir: CacheOption = DEFAULT_CACHE,
     speaker_norm: SpeakerNormOption = False,
+    batch_norm: BatchNormOption = False,
     augment: AugmentOption = "none",
 ) -> None:
     """Train a model on a labelled corpus and write it with its model card.
@@ -239,7 +248,8 @@ def train(
             if folds and (protocol == "random" or table["speaker"].nunique() >= folds):
                 result = evaluate(
                     features, table["label"], table["speaker"], classifier=classifier, protocol=protocol, n_splits=folds, seed=seed,
-                    progress=True, speaker_norm=speaker_norm, augmented=copies, augmentation=_augment_label(augment, copies),
+                    progress=True, speaker_norm=speaker_norm, batch_norm=batch_norm, corpora=table["corpus"], augmented=copies,
+                    augmentation=_augment_label(augment, copies),
                 )
                 summary = result.summary()
                 scores[protocol] = {key: summary[key] for key in ("protocol_description", "n_splits", "mean", "std", "per_class", "confusion_matrix")}
@@ -259,7 +269,7 @@ def train(
         }
         model = train_model(
             features, table["label"], classifier=classifier, seed=seed, card=card, speakers=table["speaker"], speaker_norm=speaker_norm,
-            augmented=copies, augmentation=_augment_label(augment, copies),
+            batches=table["corpus"], batch_norm=batch_norm, augmented=copies, augmentation=_augment_label(augment, copies),
         )
         card_file = model.save(out)
     except SERError as error:
@@ -286,10 +296,7 @@ def evaluate(
     jobs: JobsOption = -1,
     cache_dir: CacheOption = DEFAULT_CACHE,
     speaker_norm: SpeakerNormOption = False,
-    batch_norm: Annotated[
-        bool,
-        typer.Option("--batch-norm", help="Standardize features per corpus with that corpus's own clips (no speaker labels needed)."),
-    ] = False,
+    batch_norm: BatchNormOption = False,
     augment: AugmentOption = "none",
 ) -> None:
     """Cross-validate a classifier and write report.json, report.md and confusion.png.
@@ -438,7 +445,8 @@ def info(
         f"classifier {card.get('classifier')}  ({'; '.join(card.get('pipeline', []))})",
         f"classes    {', '.join(card.get('classes', []))}",
         f"features   {card.get('n_features')} (extractor version {card.get('feature_config', {}).get('version')})"
-        + (", standardized per speaker: predict several clips per speaker at once" if card.get("speaker_norm") else ""),
+        + (", standardized per speaker: predict several clips per speaker at once" if card.get("speaker_norm") else "")
+        + (", standardized per batch: predict many clips at once" if card.get("batch_norm") else ""),
         f"trained on {training.get('n_clips')} clips, {training.get('n_speakers')} speakers from {training_corpora(training)}",
         f"augmented  {training.get('augmentation', 'none')}",
         f"created    {card.get('created')}",

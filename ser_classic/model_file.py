@@ -102,6 +102,11 @@ class ModelFile:
         """Whether the model standardizes features per speaker (see :attr:`Model.speaker_norm`)."""
         return bool(self.card.get("speaker_norm", False))
 
+    @property
+    def batch_norm(self) -> bool:
+        """Whether the model standardizes features per batch (see :attr:`Model.batch_norm`)."""
+        return bool(self.card.get("batch_norm", False))
+
     @classmethod
     def open(cls, path: str | PathLike[str]) -> ModelFile:
         """Read a model file and check its card: hash, extractor version, feature names.
@@ -162,9 +167,12 @@ class ModelFile:
             raise ModelError("not a ser-classic model artifact", self.path)
         if artifact["feature_names"] != self.card["feature_names"] or artifact["classes"] != self.card["classes"]:
             raise ModelError("artifact and model card disagree on features or classes", self.path)
-        speaker_norm = bool(artifact.get("speaker_norm", False))
-        if speaker_norm != self.speaker_norm:
-            raise ModelError("artifact and model card disagree on per-speaker normalization", self.path)
+        speaker_norm, batch_norm = bool(artifact.get("speaker_norm", False)), bool(artifact.get("batch_norm", False))
+        if (speaker_norm, batch_norm) != (self.speaker_norm, self.batch_norm):
+            raise ModelError("artifact and model card disagree on normalization", self.path)
         from .models import Model
 
-        return Model(pipeline=artifact["pipeline"], feature_config=self.feature_config, card=self.card, speaker_norm=speaker_norm)
+        return Model(
+            pipeline=artifact["pipeline"], feature_config=self.feature_config, card=self.card, speaker_norm=speaker_norm,
+            batch_norm=batch_norm,
+        )

@@ -192,12 +192,16 @@ class Model:
     speaker_norm : bool
         Features are standardized per speaker before the pipeline
         (:mod:`ser_classic.normalization`): predictions then need each clip's speaker.
+    batch_norm : bool
+        Features are standardized per batch (each training corpus by its own clips; at
+        prediction time the files of one run together): predictions then need many clips at once.
     """
 
     pipeline: Pipeline
     feature_config: FeatureConfig
     card: dict[str, Any] = field(default_factory=dict)
     speaker_norm: bool = False
+    batch_norm: bool = False
 
     @property
     def classes(self) -> list[str]:
@@ -211,13 +215,15 @@ class Model:
     def predict_proba(self, features: pd.DataFrame, speakers: Sequence[str] | None = None) -> pd.DataFrame:
         """Class probabilities (rows sum to 1), columns ordered as :attr:`classes`.
 
-        ``speakers`` (one per row) is required by a :attr:`speaker_norm` model: each speaker's
-        rows are then standardized with the statistics of those rows only.
+        ``speakers`` (one per row) is required by a :attr:`speaker_norm` model, and by a
+        :attr:`batch_norm` model (there the batch of each row: one value for rows classified
+        together): each group's rows are then standardized with the statistics of those rows only.
         """
         table = features[self.feature_names]
-        if self.speaker_norm:
+        if self.speaker_norm or self.batch_norm:
             if speakers is None:
-                raise ModelError("this model standardizes features per speaker: the speaker of each clip is needed")
+                group = "speaker" if self.speaker_norm else "batch"
+                raise ModelError(f"this model standardizes features per {group}: the {group} of each clip is needed")
             from .normalization import standardize_per_speaker
 
             table = standardize_per_speaker(table, speakers)
@@ -242,6 +248,7 @@ class Model:
             "feature_names": self.feature_names,
             "feature_config": self.feature_config.to_dict(),
             "speaker_norm": self.speaker_norm,
+            "batch_norm": self.batch_norm,
         }
         with atomic_output(target) as stream:
             joblib.dump(artifact, stream, compress=3)
@@ -252,6 +259,7 @@ class Model:
             "feature_names": self.feature_names,
             "feature_config": self.feature_config.to_dict(),
             "speaker_norm": self.speaker_norm,
+            "batch_norm": self.batch_norm,
             "artifact": {"file": target.name, "format": ARTIFACT_FORMAT, "sha256": file_sha256(target)},
         }
         self.card = card
@@ -285,6 +293,8 @@ def train(
     card: dict[str, Any] | None = None,
     speakers: Sequence[str] | None = None,
     speaker_norm: bool = False,
+    batches: Sequence[str] | None = None,
+    batch_norm: bool = False,
     augmented: Sequence[pd.DataFrame] = (),
     augmentation: str = "",
 ) -> Model:
@@ -304,6 +314,11 @@ def train(
     speaker_norm : bool
         Standardize features per speaker (:mod:`ser_classic.normalization`) before the pipeline,
         here and at prediction time.
+    batches : sequence of str [shape=(n_clips,)], optional
+        Batch (corpus, recording session) of each clip; required with ``batch_norm``.
+    batch_norm : bool
+        Standardize features per batch before the pipeline; at prediction time the files of a
+        run form one batch.
     augmented : sequence of DataFrame [shape=(n_clips, n_features)]
         Augmented copies aligned row by row with ``features``
         (:func:`ser_classic.features.augmented.augmented_features`), trained on as well; with
@@ -325,15 +340,18 @@ def train(
         raise ModelError(f"each class needs at least {MIN_CLIPS_PER_CLASS} training clips; too few: {scarce}")
     if speaker_norm and speakers is None:
         raise ModelError("per-speaker normalization needs the speaker of each training clip")
+    if batch_norm and (batches is None or speaker_norm):
+        raise ModelError("per-batch normalization needs the batch of each training clip, and no per-speaker normalization")
     from .features.augmented import with_copies
 
     speaker_array = np.asarray(speakers if speakers is not None else [""] * len(labels_array), dtype=str)
     rows = with_copies(features[names], labels_array, speaker_array, [copies[names] for copies in augmented])
     table = rows.features
-    if speaker_norm:
+    if speaker_norm or batch_norm:
         from .normalization import standardize_per_speaker
 
-        table = standardize_per_speaker(table, rows.speakers)
+        groups_of_rows = rows.speakers if speaker_norm else np.asarray(batches, dtype=str)[rows.sources]
+        table = standardize_per_speaker(table, groups_of_rows)
     from .calibration import calibration_groups
 
     groups = calibration_groups(None if speakers is None else speaker_array, rows.sources)
@@ -354,7 +372,7 @@ def train(
     }
     merged = {**base_card, **(card or {})}
     merged["training"] = {**base_card["training"], **(card or {}).get("training", {})}
-    return Model(pipeline=pipeline, feature_config=config, card=merged, speaker_norm=speaker_norm)
+    return Model(pipeline=pipeline, feature_config=config, card=merged, speaker_norm=speaker_norm, batch_norm=batch_norm)
 
 
 def _json_default(value: Any) -> Any:

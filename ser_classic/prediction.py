@@ -28,6 +28,8 @@ if TYPE_CHECKING:
 
 __all__ = ["NO_SPEECH", "MIN_VOICED_FRACTION", "prediction_columns", "predict_files", "resumable_rows", "speaker_of", "speech_check"]
 
+#: The group of every file of a run, for a model with per-batch normalization.
+BATCH = "the files of this run"
 #: The ``emotion`` of a row whose file holds no speech.
 NO_SPEECH = "no speech"
 #: A clip with fewer voiced frames than this share of its frames (silence trimmed) holds no
@@ -70,13 +72,15 @@ def predict_files(
 
     A model trained with per-speaker normalization standardizes each speaker's files with the
     statistics of those files (see :mod:`ser_classic.normalization`): a file's row then comes
-    once all files of its speaker are done. The speaker of a file is ``speakers[str(path)]``,
+    once all files of its speaker are done. A model trained with per-batch normalization
+    standardizes all the files of the run together: rows then come once every file is done. The speaker of a file is ``speakers[str(path)]``,
     else its folder (:func:`speaker_of`); a speaker with fewer than
     :data:`~ser_classic.normalization.MIN_CLIPS_PER_SPEAKER` files gets a warning.
     """
     found = find_audio_files(paths)
     # skipped files still count in their speaker's statistics, as in the run that wrote their rows
-    targets = found if model.speaker_norm else [path for path in found if str(path) not in skip]
+    normalized = model.speaker_norm or model.batch_norm
+    targets = found if normalized else [path for path in found if str(path) not in skip]
     # cached vectors need no warm-up: then nothing would be gained while the model loads
     helper = (
         helper_process(partial(_warm_up, model.feature_config), n_jobs=n_jobs, n_items=len(targets))
@@ -93,8 +97,9 @@ def predict_files(
         results = (
             (path, speech_check(values, voiced_column, path)) for path, values in extractor.iter_files(targets, progress=progress)
         )
-        if loaded.speaker_norm:
-            rows = _classify_by_speaker(found, results, loaded, speakers or {})
+        if normalized:
+            groups = {str(path): BATCH for path in found} if loaded.batch_norm else speakers or {}
+            rows = _classify_by_speaker(found, results, loaded, groups)
             yield from (row for row in rows if row["path"] not in skip)
         else:
             yield from (_classify(path, values, loaded) for path, values in results)
@@ -133,8 +138,8 @@ def _classify_by_speaker(
     speaker_list = [speaker_of(path, speakers) for path in files]
     for speaker, count in small_speakers(speaker_list).items():
         _log.warning(
-            "speaker %s has only %d file(s): per-speaker statistics from fewer than %d clips are unreliable",
-            speaker, count, MIN_CLIPS_PER_SPEAKER,
+            "%s: only %d file(s): normalization statistics from fewer than %d clips are unreliable",
+            speaker if speaker == BATCH else f"speaker {speaker}", count, MIN_CLIPS_PER_SPEAKER,
         )
     remaining = Counter(speaker_list)
     pending: dict[str, list[tuple[int, str, Any]]] = {}

@@ -104,6 +104,38 @@ def test_evaluate_accepts_any_estimator(estimator: object) -> None:
     assert np.allclose(result.probabilities.sum(axis=1), 1.0)
 
 
+def test_a_batch_normalized_model_standardizes_the_files_it_is_given_together(tmp_path: Path) -> None:
+    """Training corpora each by their own statistics; at prediction, the given batch by its own."""
+    from ser_classic.features import feature_names
+    from ser_classic.models import Model, train
+
+    names = feature_names()
+    rng = np.random.default_rng(2)
+    labels = np.repeat(["angry", "sad"], 60)
+
+    def corpus(channel_scale: float) -> pd.DataFrame:
+        """A corpus whose recording channel shifts each feature by its own amount."""
+        values = rng.normal(0.0, 1.0, (labels.size, len(names))) + rng.normal(0.0, channel_scale, len(names))
+        values[:, 0] += np.where(labels == "angry", 3.0, -3.0)
+        return pd.DataFrame(values, columns=names)
+
+    training = pd.concat([corpus(0.0), corpus(5.0)], ignore_index=True)
+    both_labels, batches = np.concatenate([labels, labels]), np.repeat(["a", "b"], labels.size)
+    plain = train(training, both_labels, classifier="logreg", speakers=batches)
+    normalized = train(training, both_labels, classifier="logreg", speakers=batches, batches=batches, batch_norm=True)
+    normalized.save(tmp_path / "m.joblib")
+    loaded = Model.load(tmp_path / "m.joblib")
+    assert loaded.batch_norm and not loaded.speaker_norm
+    new_corpus = corpus(6.0)  # a recording channel no training corpus had
+    accuracy = {
+        "plain": np.mean(plain.predict_proba(new_corpus).idxmax(axis=1) == labels),
+        "batch": np.mean(loaded.predict_proba(new_corpus, speakers=["new"] * labels.size).idxmax(axis=1) == labels),
+    }
+    assert accuracy["plain"] < 0.7 < 0.85 < accuracy["batch"], accuracy
+    with pytest.raises(SERError, match="per batch"):
+        loaded.predict_proba(new_corpus)
+
+
 def test_scores_by_corpus_come_from_the_out_of_fold_predictions() -> None:
     features, meta = planted_corpora(offset=0.0)
     result = evaluate(features, meta["label"], meta["speaker"], classifier="logreg", n_splits=4)

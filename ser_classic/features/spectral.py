@@ -25,14 +25,14 @@ __all__ = [
 
 #: Scalar tracks of :func:`frame_tracks`, in vector order.
 SCALAR_TRACKS = ("zcr", "rms_db", "centroid", "bandwidth", "rolloff", "flatness")
-#: Floor of the RMS amplitude before taking decibels (-100 dBFS; digital silence only).
-RMS_FLOOR = 1e-5
+#: Smallest value taken to decibels (-360 dB): far below any level a recording holds (a 24-bit
+#: file's least step is 1e-7), so no level is absolute; it only keeps logarithms finite. Its
+#: square must stay a normal float32, as librosa squares it for amplitudes.
+LOG_FLOOR = 1e-18
 #: Rows of ``librosa.feature.spectral_contrast`` with its default six bands.
 N_CONTRAST_BANDS = 7
 #: Tracks of :func:`balance_tracks`, in vector order.
 BALANCE_TRACKS = ("alpha_ratio", "hammarberg", "spectral_slope_0_500", "spectral_slope_500_1500")
-#: Floor of the power spectrum before taking decibels in :func:`balance_tracks`.
-POWER_FLOOR = 1e-10
 #: Rows of the chroma and tonnetz tracks.
 N_CHROMA = 12
 N_TONNETZ = 6
@@ -63,12 +63,12 @@ def frame_tracks(signal: np.ndarray, magnitude: np.ndarray, config: FeatureConfi
     return {
         "zcr": lf.zero_crossing_rate(signal, frame_length=config.n_fft, hop_length=config.hop_length)[0],
         "rms_db": librosa.amplitude_to_db(
-            lf.rms(S=magnitude, frame_length=config.n_fft)[0], ref=np.max, amin=RMS_FLOOR, top_db=None
+            lf.rms(S=magnitude, frame_length=config.n_fft)[0], ref=np.max, amin=LOG_FLOOR, top_db=None
         ),
         "centroid": lf.spectral_centroid(S=magnitude, sr=sr)[0],
         "bandwidth": lf.spectral_bandwidth(S=magnitude, sr=sr)[0],
         "rolloff": lf.spectral_rolloff(S=magnitude, sr=sr)[0],
-        "flatness": lf.spectral_flatness(S=magnitude)[0],
+        "flatness": lf.spectral_flatness(S=magnitude, amin=LOG_FLOOR)[0],
     }
 
 
@@ -93,7 +93,7 @@ def cepstral_tracks(power: np.ndarray, config: FeatureConfig) -> dict[str, np.nd
 
     # lf.melspectrogram(S=power, sr=..., n_mels=...), with its filter bank built once
     mel = np.einsum("...ft,mf->...mt", power, _mel_basis(config.sample_rate, config.n_fft, config.n_mels), optimize=True)
-    log_mel = librosa.power_to_db(mel, ref=np.max, top_db=None)  # floored by the spectrogram
+    log_mel = librosa.power_to_db(mel, ref=np.max, amin=LOG_FLOOR, top_db=None)  # floored by the spectrogram
     mfcc = lf.mfcc(S=log_mel, n_mfcc=config.n_mfcc)
     width = _delta_width(mfcc.shape[1])
     return {
@@ -114,7 +114,7 @@ def balance_tracks(magnitude: np.ndarray, config: FeatureConfig) -> dict[str, np
     """
     frequencies = np.fft.rfftfreq(config.n_fft, 1.0 / config.sample_rate)  # librosa.fft_frequencies
     power = np.asarray(magnitude, dtype=np.float64) ** 2
-    power_db = 10.0 * np.log10(power + POWER_FLOOR)
+    power_db = 10.0 * np.log10(np.maximum(power, LOG_FLOOR))
 
     def band(low_hz: float, high_hz: float) -> np.ndarray:
         return (frequencies >= low_hz) & (frequencies < high_hz)
@@ -126,7 +126,7 @@ def balance_tracks(magnitude: np.ndarray, config: FeatureConfig) -> dict[str, np
 
     low, high = power[band(50, 1000)].sum(axis=0), power[band(1000, 5000)].sum(axis=0)
     return {
-        "alpha_ratio": 10.0 * np.log10((low + POWER_FLOOR) / (high + POWER_FLOOR)),
+        "alpha_ratio": 10.0 * np.log10(np.maximum(low, LOG_FLOOR) / np.maximum(high, LOG_FLOOR)),
         "hammarberg": power_db[band(0, 2000)].max(axis=0) - power_db[band(2000, 5000)].max(axis=0),
         "spectral_slope_0_500": slope(0, 500),
         "spectral_slope_500_1500": slope(500, 1500),
