@@ -277,3 +277,31 @@ def test_the_same_clip_in_another_format_keeps_its_label(converted_clips: dict[s
     }
     same = np.mean(np.asarray(labels["flac"]) == np.asarray(labels[fmt]))
     assert same >= 0.85, f"{fmt}: {same:.0%} of {len(labels['flac'])} labels equal the FLAC's"
+
+
+# --- the bundled models ----------------------------------------------------------------------------
+
+
+def test_the_default_model_knows_the_shared_emotions_of_both_corpora_and_ravdess8_all_eight() -> None:
+    from ser_classic.corpus import EMOTION_SETS
+    from ser_classic.model_file import BUNDLED_MODELS, DEFAULT_MODEL_PATH, read_card, resolve_model
+
+    assert resolve_model(None) == DEFAULT_MODEL_PATH == resolve_model("default")
+    default, ravdess8 = read_card(resolve_model("default")), read_card(resolve_model("ravdess8"))
+    assert resolve_model("ravdess8") == BUNDLED_MODELS["ravdess8"]
+    assert sorted(default["classes"]) == sorted(EMOTION_SETS["crema6"])
+    assert set(default["training"]["corpora"]) == {"ravdess", "crema-d"}
+    per_corpus = default["evaluation"]["speaker"]["per_corpus"]
+    assert set(per_corpus) == {"ravdess", "crema-d"} and all(0.0 < s["uar"] <= 1.0 for s in per_corpus.values())
+    assert sorted(ravdess8["classes"]) == sorted(EMOTION_SETS["ravdess8"])
+
+
+def test_ser_info_and_predict_take_a_bundled_model_by_name(angry_clip: Path) -> None:
+    info = CliRunner().invoke(app, ["info", "ravdess8"])
+    assert info.exit_code == 0, info.output
+    assert "calm" in info.stdout and "ravdess (1440 clips)" in info.stdout
+    predicted = CliRunner().invoke(app, ["predict", str(angry_clip), "--model", "ravdess8", "--format", "jsonl", "--jobs", "1"])
+    assert predicted.exit_code == 0, predicted.output
+    assert '"p_surprised"' in predicted.stdout
+    missing = CliRunner().invoke(app, ["info", "no-such-model"])
+    assert missing.exit_code == 2 and "no such model file" in missing.stderr
