@@ -399,8 +399,7 @@ def features(
     except SERError as error:
         raise _fail(error) from None
     except KeyboardInterrupt as stop:
-        cached = f"the clips done are cached in {cache_dir}" if cache_dir is not None else "nothing is cached"
-        raise _stopped(stop, f"{output} left as it was; {cached}: run the same command again to continue") from None
+        raise _stopped(stop, f"{output} left as it was; the clips done are cached in {cache_dir}: run the same command again to continue") from None
     typer.echo(f"wrote {output}: {len(combined)} clips x {values.shape[1]} features")
 
 

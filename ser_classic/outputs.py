@@ -88,8 +88,8 @@ def write_rows(
     :mod:`ser_classic.interruption`) keeps the rows written so far in ``output``, each
     complete, for a later run to resume (see :func:`read_rows`). The first ``resumed_rows``
     rows are an earlier run's: a stop before they are all written, or before any row is,
-    leaves ``output`` as it was, so resuming never loses a row. Otherwise an interrupted run
-    leaves ``output`` as it was.
+    leaves ``output`` as it was, never with fewer rows than before. Otherwise an interrupted
+    run leaves ``output`` as it was.
     """
     if output is None:
         return _write_stream(rows, columns, fmt, sys.stdout)
