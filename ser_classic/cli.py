@@ -59,6 +59,9 @@ BatchNormOption = Annotated[
         "the files of each `ser predict` run together (no speaker labels needed, but many files at once).",
     ),
 ]
+VerboseOption = Annotated[
+    bool, typer.Option("--verbose", "-v", help="Also show informational messages on stderr (a dask cluster's start and shutdown, ...).")
+]
 SpeakerNormOption = Annotated[
     bool,
     typer.Option(
@@ -68,13 +71,52 @@ SpeakerNormOption = Annotated[
 ]
 
 
-def _setup_logging() -> None:
-    logging.basicConfig(level=logging.WARNING, format="ser: %(message)s", stream=sys.stderr)
+def _setup_logging(verbose: bool) -> None:
+    """Messages on stderr: warnings and errors, and with ``verbose`` informational ones too.
+
+    The level is set on the handler, not only on the root logger: libraries that set their
+    own loggers' levels (dask.distributed logs its cluster's start and shutdown at INFO)
+    would otherwise still reach it.
+    """
+    level = logging.INFO if verbose else logging.WARNING
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setLevel(level)
+    handler.setFormatter(logging.Formatter("ser: %(message)s"))
+    logging.basicConfig(level=level, handlers=[handler])
 
 
 def _fail(error: Exception) -> typer.Exit:
     typer.echo(f"ser: error: {error}", err=True)
     return typer.Exit(code=2)
+
+
+def _stopped(stop: KeyboardInterrupt, outcome: str) -> typer.Exit:
+    """Say on stderr which signal stopped the command and what it leaves; exit 128 + the
+    signal's number, as a shell reports a process the signal ended."""
+    import signal
+
+    number = getattr(stop, "signal_number", signal.SIGINT)  # a bare KeyboardInterrupt is Ctrl-C
+    typer.echo(f"ser: stopped by {signal.Signals(number).name}: {outcome}", err=True)
+    return typer.Exit(code=128 + number)
+
+
+def _predict_outcome(output: Path | None, fmt: str, classes: list[str], rows_written: int) -> str:
+    """What a stopped ``ser predict`` leaves, and how to continue."""
+    from .errors import SERError
+    from .outputs import RESUMABLE_FORMATS
+    from .prediction import resumable_rows
+
+    if output is None:
+        return f"{rows_written} file(s) done, their rows written to stdout (--resume needs an --output file)"
+    done = 0
+    if fmt in RESUMABLE_FORMATS and classes:
+        try:
+            done = len(resumable_rows(output, fmt, classes))
+        except SERError:  # the output of something else, left as it was
+            done = 0
+    if done:
+        return f"{done} file(s) done in {output}; run the same command with --resume to continue from there"
+    return f"no file done; {output} left as it was" + (" (only csv and jsonl outputs keep the rows done)" if fmt == "table" else "")
 
 
 def _load_corpus(corpora: list[Path], kind: str, classes: str | None) -> Any:
@@ -152,10 +194,12 @@ def predict(
     jobs: JobsOption = -1,
     cache_dir: CacheOption = None,
     resume: Annotated[
-        bool, typer.Option("--resume", help="Continue an interrupted JSONL --output: keep its rows, classify only the files not in it.")
+        bool,
+        typer.Option("--resume", help="Continue a stopped CSV or JSONL --output: keep its rows, classify only the files not in it."),
     ] = False,
     backend: BackendOption = "local",
     scheduler: SchedulerOption = None,
+    verbose: VerboseOption = False,
 ) -> None:
     """Classify the emotion of each recording: one row per file.
 
@@ -167,39 +211,51 @@ def predict(
     is the --manifest's speaker column, else the file's folder; give several files (10 or more)
     of each speaker.
 
+    A stopped run (Ctrl-C, SIGTERM, SIGHUP) keeps the rows done in a CSV or JSONL --output, and
+    --resume continues from them; so does it after a run killed outright (SIGKILL), from the
+    temporary file .NAME.tmp that run left beside the output.
+
     Example: ser predict ../shared/data/ravdess/Actor_01 --format csv --output predictions.csv
     """
     from itertools import chain, islice
 
     from .errors import SERError
+    from .interruption import stop_on_signals
     from .model_file import ModelFile, resolve_model
-    from .outputs import format_for, write_rows
+    from .outputs import RESUMABLE_FORMATS, format_for, write_rows
     from .parallel import parallel_backend
     from .prediction import predict_files, prediction_columns, resumable_rows
 
-    _setup_logging()
+    _setup_logging(verbose)
+    fmt, classes, failed, written = "", [], 0, 0
+
+    def counted(rows: Any) -> Any:
+        nonlocal failed, written
+        for row in rows:
+            yield row
+            written += 1  # the writer asks for the next row once this one is out
+            failed += bool(row["error"])
+
     try:
-        fmt = format_for(output, output_format)
-        model_file = ModelFile.open(resolve_model(model))
-        failed = 0
-
-        def counted(rows: Any) -> Any:
-            nonlocal failed
-            for row in rows:
-                failed += bool(row["error"])
-                yield row
-
-        inputs, speakers = _prediction_inputs(paths or [], manifest, speaker_column)
-        kept = resumable_rows(output, fmt, model_file.classes) if resume else []
-        with parallel_backend(backend, scheduler=scheduler, n_workers=jobs):
-            rows = predict_files(
-                inputs, model_file, n_jobs=jobs, progress=True, cache_dir=cache_dir, skip={row["path"] for row in kept}, speakers=speakers
-            )
-            first = list(islice(rows, 1))  # loads the model: one that cannot be unpickled fails before any output
-            columns = prediction_columns(model_file.classes)
-            total = write_rows(counted(chain(kept, first, rows)), columns, fmt, output, keep_on_interrupt=resume)
+        with stop_on_signals():
+            fmt = format_for(output, output_format)
+            model_file = ModelFile.open(resolve_model(model))
+            classes = list(model_file.classes)
+            inputs, speakers = _prediction_inputs(paths or [], manifest, speaker_column)
+            kept = resumable_rows(output, fmt, classes) if resume else []
+            with parallel_backend(backend, scheduler=scheduler, n_workers=jobs):
+                rows = predict_files(
+                    inputs, model_file, n_jobs=jobs, progress=True, cache_dir=cache_dir, skip={row["path"] for row in kept}, speakers=speakers
+                )
+                first = list(islice(rows, 1))  # loads the model: one that cannot be unpickled fails before any output
+                total = write_rows(
+                    counted(chain(kept, first, rows)), prediction_columns(classes), fmt, output,
+                    keep_on_interrupt=output is not None and fmt in RESUMABLE_FORMATS, resumed_rows=len(kept),
+                )
     except SERError as error:
         raise _fail(error) from None
+    except KeyboardInterrupt as stop:
+        raise _stopped(stop, _predict_outcome(output, fmt, classes, written)) from None
     if total == 0:
         typer.echo("ser: no audio files found", err=True)
         raise typer.Exit(code=1)
@@ -222,6 +278,7 @@ def train(
     speaker_norm: SpeakerNormOption = False,
     batch_norm: BatchNormOption = False,
     augment: AugmentOption = "none",
+    verbose: VerboseOption = False,
 ) -> None:
     """Train a model on a labelled corpus and write it with its model card.
 
@@ -237,7 +294,7 @@ def train(
     from .evaluation import evaluate
     from .models import train as train_model
 
-    _setup_logging()
+    _setup_logging(verbose)
     _check_augment(augment)
     try:
         table = _load_corpus(corpus, kind, classes)
@@ -298,6 +355,7 @@ def evaluate(
     speaker_norm: SpeakerNormOption = False,
     batch_norm: BatchNormOption = False,
     augment: AugmentOption = "none",
+    verbose: VerboseOption = False,
 ) -> None:
     """Cross-validate a classifier and write report.json, report.md and confusion.png.
 
@@ -307,7 +365,7 @@ def evaluate(
     from .evaluation import evaluate as run_evaluation
     from .evaluation import write_report
 
-    _setup_logging()
+    _setup_logging(verbose)
     _check_augment(augment)
     try:
         table = _load_corpus(corpus, kind, classes)
@@ -346,24 +404,33 @@ def features(
     cache_dir: CacheOption = DEFAULT_CACHE,
     backend: BackendOption = "local",
     scheduler: SchedulerOption = None,
+    verbose: VerboseOption = False,
 ) -> None:
     """Extract the feature table of a corpus (cached), with its labels and speakers.
+
+    The table is written whole, at the end. A stopped run (Ctrl-C, SIGTERM, SIGHUP) leaves
+    --output as it was, and the cache holds the clips already done: run the same command
+    again to extract only the others.
 
     Example: ser features ../shared/data/ravdess --output ravdess.parquet
     """
     from .errors import SERError
+    from .interruption import stop_on_signals
     from .outputs import write_table
     from .parallel import parallel_backend
 
-    _setup_logging()
+    _setup_logging(verbose)
     try:
-        table = _load_corpus(corpus, kind, classes)
-        with parallel_backend(backend, scheduler=scheduler, n_workers=jobs):
-            values = _corpus_features(table, jobs, cache_dir)
-        combined = table.set_index("path").join(values.rename_axis("path"))
-        write_table(combined, output)
+        with stop_on_signals():
+            table = _load_corpus(corpus, kind, classes)
+            with parallel_backend(backend, scheduler=scheduler, n_workers=jobs):
+                values = _corpus_features(table, jobs, cache_dir)
+            combined = table.set_index("path").join(values.rename_axis("path"))
+            write_table(combined, output)
     except SERError as error:
         raise _fail(error) from None
+    except KeyboardInterrupt as stop:
+        raise _stopped(stop, f"{output} left as it was; the clips done are cached in {cache_dir}: run the same command again to continue") from None
     typer.echo(f"wrote {output}: {len(combined)} clips x {values.shape[1]} features")
 
 
@@ -379,12 +446,15 @@ def timeline(
     output_format: Annotated[Optional[str], typer.Option("--format", "-f", help="csv or jsonl; default from --output's ending, else csv.")] = None,
     plot: Annotated[Optional[Path], typer.Option(help="Also write a PNG plot of the timeline here.")] = None,
     jobs: JobsOption = 1,
+    verbose: VerboseOption = False,
 ) -> None:
     """Emotion over time in a long recording, over its speech only.
 
     Rows: start, end (seconds), speech, emotion, confidence, p_<class>... One row per analysis
     window inside speech (windows overlap when --hop < --window), and one row per pause between
     speech regions with emotion `non-speech` and no probabilities. Progress goes to stderr.
+    The rows are written at the end: a stopped run (Ctrl-C, SIGTERM, SIGHUP) leaves --output
+    as it was.
 
     Example: ser timeline interview.flac --window 3 --hop 1 --output timeline.csv --plot timeline.png
     """
@@ -392,31 +462,36 @@ def timeline(
 
     from . import audio
     from .errors import SERError
+    from .interruption import stop_on_signals
     from .models import Model, resolve_model
     from .outputs import format_for, write_rows
     from .timeline import plot_timeline, segments, timeline_columns
     from .timeline import timeline as compute_timeline
 
-    _setup_logging()
+    _setup_logging(verbose)
     try:
-        fmt = format_for(output, output_format) if output_format or output else "csv"
-        if fmt not in {"csv", "jsonl"}:
-            raise SERError(f"unknown format {fmt!r} for a timeline; choose csv or jsonl")
-        loaded = Model.load(resolve_model(model))
-        frame = compute_timeline(file, loaded, window_seconds=window, hop_seconds=hop, smoothing=smoothing, n_jobs=jobs, progress=True)
-        table = segments(frame) if merged else frame
-        columns = list(table.columns) if merged else timeline_columns(loaded.classes)
-        rows = (
-            {key: None if isinstance(value, float) and math.isnan(value) else value for key, value in row.items()}
-            for row in table.round({"start": 3, "end": 3}).to_dict("records")
-        )
-        write_rows(rows, columns, fmt, output)
-        if plot is not None:
-            short = audio.file_info(file).duration_seconds <= audio.MAX_DURATION_SECONDS
-            signal = audio.load(file, sample_rate=loaded.feature_config.sample_rate) if short else None
-            plot_timeline(frame, plot, signal=signal, sample_rate=loaded.feature_config.sample_rate, title=f"{file.name}: emotion over time")
+        with stop_on_signals():
+            fmt = format_for(output, output_format) if output_format or output else "csv"
+            if fmt not in {"csv", "jsonl"}:
+                raise SERError(f"unknown format {fmt!r} for a timeline; choose csv or jsonl")
+            loaded = Model.load(resolve_model(model))
+            frame = compute_timeline(file, loaded, window_seconds=window, hop_seconds=hop, smoothing=smoothing, n_jobs=jobs, progress=True)
+            table = segments(frame) if merged else frame
+            columns = list(table.columns) if merged else timeline_columns(loaded.classes)
+            rows = (
+                {key: None if isinstance(value, float) and math.isnan(value) else value for key, value in row.items()}
+                for row in table.round({"start": 3, "end": 3}).to_dict("records")
+            )
+            write_rows(rows, columns, fmt, output)
+            if plot is not None:
+                short = audio.file_info(file).duration_seconds <= audio.MAX_DURATION_SECONDS
+                signal = audio.load(file, sample_rate=loaded.feature_config.sample_rate) if short else None
+                plot_timeline(frame, plot, signal=signal, sample_rate=loaded.feature_config.sample_rate, title=f"{file.name}: emotion over time")
     except SERError as error:
         raise _fail(error) from None
+    except KeyboardInterrupt as stop:
+        left = f"{output} left as it was" if output is not None else "the rows on stdout are incomplete"
+        raise _stopped(stop, f"{left}: run the same command again") from None
 
 
 @app.command()

@@ -1,12 +1,14 @@
 """Writers for prediction rows (CSV, JSONL, a terminal table) and feature tables.
 
-File outputs are atomic (see :mod:`ser_classic.atomic`): an interrupted run leaves the old
-file or none, never a partial one.
+File outputs are atomic (see :mod:`ser_classic.atomic`): a failed run leaves the old file or
+none, never a partial one; a stopped run may keep the complete rows it wrote, for a later run
+to resume.
 """
 
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
 import sys
@@ -21,10 +23,12 @@ from .errors import SERError
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["ROW_FORMATS", "format_for", "read_jsonl_rows", "write_rows", "write_table"]
+__all__ = ["RESUMABLE_FORMATS", "ROW_FORMATS", "format_for", "read_jsonl_rows", "read_rows", "write_rows", "write_table"]
 
 #: Output formats of prediction rows.
 ROW_FORMATS = ("csv", "jsonl", "table")
+#: The row formats that a stopped run keeps and a later run reads back (``--resume``).
+RESUMABLE_FORMATS = ("csv", "jsonl")
 
 
 def format_for(output: str | PathLike[str] | None, requested: str | None) -> str:
@@ -76,19 +80,65 @@ def write_rows(
     output: str | PathLike[str] | None = None,
     *,
     keep_on_interrupt: bool = False,
+    resumed_rows: int = 0,
 ) -> int:
     """Write rows to ``output`` (atomically) or stdout as they come; returns how many.
 
-    ``keep_on_interrupt`` (JSONL ``output`` only): Ctrl-C keeps the rows written so far in
-    ``output``, each complete, for a later run to resume (see :func:`read_jsonl_rows`).
-    Otherwise an interrupted run leaves ``output`` as it was.
+    ``keep_on_interrupt`` (CSV or JSONL ``output`` only): a stop (Ctrl-C, SIGTERM, SIGHUP; see
+    :mod:`ser_classic.interruption`) keeps the rows written so far in ``output``, each
+    complete, for a later run to resume (see :func:`read_rows`). The first ``resumed_rows``
+    rows are an earlier run's: a stop before they are all written, or before any row is,
+    leaves ``output`` as it was, never with fewer rows than before. Otherwise an interrupted
+    run leaves ``output`` as it was.
     """
     if output is None:
         return _write_stream(rows, columns, fmt, sys.stdout)
-    if keep_on_interrupt and fmt != "jsonl":
-        raise SERError(f"only JSONL output can be kept when interrupted, not {fmt}", output)
-    with atomic_output(output, "w", keep_lines_on_interrupt=keep_on_interrupt) as stream:
+    if keep_on_interrupt and fmt not in RESUMABLE_FORMATS:
+        raise SERError(f"only {' and '.join(RESUMABLE_FORMATS)} output can be kept when interrupted, not {fmt}", output)
+    header_lines = 1 if fmt == "csv" else 0
+    keep_lines = header_lines + max(resumed_rows, 1) if keep_on_interrupt else 0
+    with atomic_output(output, "w", keep_lines_on_interrupt=keep_lines) as stream:
         return _write_stream(rows, columns, fmt, stream)
+
+
+def read_rows(path: str | PathLike[str], fmt: str) -> list[dict[str, Any]]:
+    """The rows of a CSV or JSONL output written by :func:`write_rows`; none if the file does
+    not exist. CSV values are the strings of the file (``""`` for none); an unfinished last row
+    (no newline) is left out. See :func:`read_jsonl_rows`."""
+    if fmt not in RESUMABLE_FORMATS:
+        raise SERError(f"cannot read rows back from {fmt} output; use csv or jsonl", path)
+    return read_jsonl_rows(path) if fmt == "jsonl" else _read_csv_rows(path)
+
+
+def _read_text(path: str | PathLike[str]) -> str | None:
+    """The text of an earlier output, or ``None`` if it does not exist."""
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None
+    except (OSError, UnicodeDecodeError) as error:
+        raise SERError(f"cannot read the earlier output ({error})", path) from None
+
+
+def _read_csv_rows(path: str | PathLike[str]) -> list[dict[str, Any]]:
+    """The rows of a CSV output, without an unfinished last row; :class:`SERError` for a file
+    that has no ``path`` column or a row with another number of fields than the header."""
+    text = _read_text(path)
+    if not text:
+        return []
+    records = csv.reader(io.StringIO(text[: text.rfind("\n") + 1], newline=""))
+    try:
+        header = next(records, [])
+        if "path" not in header:
+            raise SERError("line 1 is not the header of a prediction file", path)
+        rows = []
+        for record in records:
+            if len(record) != len(header):
+                raise SERError(f"row {len(rows) + 1} has {len(record)} fields, not {len(header)}", path)
+            rows.append(dict(zip(header, record)))
+    except csv.Error as error:
+        raise SERError(f"not a CSV file ({error})", path) from None
+    return rows
 
 
 def read_jsonl_rows(path: str | PathLike[str]) -> list[dict[str, Any]]:
@@ -97,13 +147,10 @@ def read_jsonl_rows(path: str | PathLike[str]) -> list[dict[str, Any]]:
     An unfinished last line (no newline, not JSON) is left out. Any other line that is not a
     JSON object with a ``path`` raises :class:`SERError`: the file is not one of ours.
     """
-    source = Path(path)
-    if not source.exists():
+    text = _read_text(path)
+    if text is None:
         return []
-    try:
-        lines = source.read_text(encoding="utf-8").split("\n")
-    except (OSError, UnicodeDecodeError) as error:
-        raise SERError(f"cannot read the earlier output ({error})", path) from None
+    lines = text.split("\n")
     rows = []
     for number, line in enumerate(lines, start=1):
         if not line.strip():

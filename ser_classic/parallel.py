@@ -18,6 +18,7 @@ from functools import partial
 from typing import Any, TypeVar
 
 from .errors import SERError
+from .interruption import leave_stop_signals_to_parent
 
 __all__ = ["BACKENDS", "MIN_ITEMS_PER_WORKER", "helper_process", "ordered_map", "parallel_backend", "resolve_jobs"]
 
@@ -69,8 +70,9 @@ def helper_process(warm_up: Callable[[], object], *, n_jobs: int | None, n_items
     pool worker the helper pays off from one item on. It is used only where ``n_jobs`` allows
     two processes or more, ``n_items`` (at least one) are too few for a pool, the backend is
     local, and forking is safe: on Linux, from a process running no other thread. Otherwise
-    the block changes nothing. Ctrl-C is left to this process, which ends the helper on leaving
-    the block. ``warm_up`` must be picklable; its result and its exceptions are dropped.
+    the block changes nothing. Stop signals (Ctrl-C, SIGTERM, SIGHUP) are left to this process,
+    which ends the helper on leaving the block. ``warm_up`` must be picklable; its result and
+    its exceptions are dropped.
     """
     import sys
     import threading
@@ -88,7 +90,7 @@ def helper_process(warm_up: Callable[[], object], *, n_jobs: int | None, n_items
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
-    helper = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("fork"), initializer=_leave_interrupts_to_parent)
+    helper = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("fork"), initializer=leave_stop_signals_to_parent)
     helper.submit(_warm_up_for_good, warm_up)  # forks the helper now
     token = _helper.set(helper)
     finished = False
@@ -115,13 +117,6 @@ def _warm_up_for_good(warm_up: Callable[[], object]) -> None:
     finally:
         gc.freeze()
         gc.enable()
-
-
-def _leave_interrupts_to_parent() -> None:
-    """In the helper: Ctrl-C (sent to the whole process group) is for the parent to handle."""
-    import signal
-
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 @contextmanager
@@ -226,9 +221,10 @@ def ordered_map(
     (loky) pool, in chunks; one worker means no pool: the calls run in this process (in the
     helper inside :func:`helper_process`). A negative ``n_jobs`` (``-1``: all cores) asks for
     as many workers as pay off: at most one per :data:`MIN_ITEMS_PER_WORKER` items. Inside
-    :func:`parallel_backend` ``("dask")`` the calls run on the dask cluster instead. A progress
-    bar on stderr counts finished items when ``progress`` is true. ``function`` and ``kwargs``
-    must be picklable for a pool, a helper or a cluster.
+    :func:`parallel_backend` ``("dask")`` the calls run on the dask cluster instead. Local
+    workers leave stop signals to this process (see :mod:`ser_classic.interruption`), whose
+    pool ends them. A progress bar on stderr counts finished items when ``progress`` is true.
+    ``function`` and ``kwargs`` must be picklable for a pool, a helper or a cluster.
     """
     client = _dask_client.get()
     results: Iterator[Result]
@@ -244,13 +240,33 @@ def ordered_map(
         else:
             from joblib import Parallel, delayed
 
-            pool = Parallel(n_jobs=workers, return_as="generator", batch_size="auto")
+            _start_resource_tracker()
+            pool = Parallel(n_jobs=workers, return_as="generator", batch_size="auto", initializer=leave_stop_signals_to_parent)
             results = pool(delayed(function)(item, **kwargs) for item in items)
     if progress:
         from tqdm.auto import tqdm
 
         results = tqdm(results, total=len(items), desc=description, unit="file", leave=False)
     yield from results
+
+
+def _start_resource_tracker() -> None:
+    """Start loky's resource tracker, as its pools do, but deaf to SIGHUP.
+
+    The tracker (one process beside the pool, removing what dead workers leave) ignores SIGINT
+    and SIGTERM itself, not SIGHUP: a terminal that closes would end it with the workers, and
+    the pool would print its tracebacks. A signal blocked when it is started stays blocked
+    there; here, one that arrives meanwhile waits until the mask is restored.
+    """
+    import signal
+
+    from joblib.externals.loky.backend.resource_tracker import ensure_running
+
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGHUP})
+    try:
+        ensure_running()
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 def _dask_map(client: Any, function: Callable[..., Result], items: Sequence[Item], kwargs: dict[str, Any]) -> Iterator[Result]:

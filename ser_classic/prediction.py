@@ -13,12 +13,13 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .atomic import leftover_temporary
 from .corpus import find_audio_files
 from .errors import NoSpeechError, SERError
 from .features.config import FeatureConfig
 from .features.extractor import extract_vector
 from .model_file import ModelFile
-from .outputs import read_jsonl_rows
+from .outputs import RESUMABLE_FORMATS, read_rows
 from .parallel import helper_process
 
 if TYPE_CHECKING:
@@ -170,25 +171,29 @@ def _classify_speaker(items: list[tuple[int, str, Any]], speaker: str, model: Mo
 
 
 def resumable_rows(output: str | PathLike[str] | None, fmt: str, classes: Sequence[str]) -> list[dict[str, Any]]:
-    """Rows of an earlier, possibly interrupted, run into ``output`` that a resumed run keeps.
+    """Rows of earlier, possibly stopped or killed, runs into ``output`` that a resumed run keeps.
 
-    Only JSONL output can be resumed. The rows must have this model's columns; a path that
-    occurs more than once is kept once (its first row). Pass their paths as ``skip`` to
-    :func:`predict_files` and write these rows first (``--resume`` in the CLI).
+    CSV and JSONL output can be resumed. The rows come from the temporary file a killed run
+    left beside ``output`` (:func:`~ser_classic.atomic.leftover_temporary`), the newest, then
+    from ``output``; each must have this model's columns; a path that occurs more than once
+    is kept once (its first row). Pass their paths as ``skip`` to :func:`predict_files` and
+    write these rows first (``--resume`` in the CLI): the leftover is then taken over.
 
     Raises
     ------
     SERError
-        No JSONL output, or an output that is not a prediction file of a model with these classes.
+        No CSV or JSONL output, or one that is not a prediction file of a model with these classes.
     """
-    if output is None or fmt != "jsonl":
-        raise SERError("--resume needs a JSONL --output file (.jsonl) to continue")
+    if output is None or fmt not in RESUMABLE_FORMATS:
+        raise SERError("--resume needs a CSV or JSONL --output file (.csv, .jsonl) to continue")
     columns = prediction_columns(classes)
     kept: dict[str, dict[str, Any]] = {}
-    for row in read_jsonl_rows(output):
-        if list(row) != columns:
-            raise SERError(f"its rows have other columns than this model's ({', '.join(columns)}): cannot resume", output)
-        kept.setdefault(row["path"], row)
+    sources = [path for path in (leftover_temporary(output), Path(output)) if path is not None]
+    for source in sources:
+        for row in read_rows(source, fmt):
+            if list(row) != columns:
+                raise SERError(f"its rows have other columns than this model's ({', '.join(columns)}): cannot resume", source)
+            kept.setdefault(row["path"], row)
     return list(kept.values())
 
 

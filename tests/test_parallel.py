@@ -1,12 +1,16 @@
 """The dask backend: the same calls on a dask.distributed cluster give the local results.
 
 A module-scoped ``LocalCluster`` of two worker processes on loopback plays the cluster that
-``--scheduler`` joins; ``ser features --backend dask`` starts its own.
+``--scheduler`` joins; ``ser features --backend dask`` starts its own. A real ``ser`` process
+on dask shows dask's own start and shutdown messages only with ``--verbose``.
 """
 
 from __future__ import annotations
 
 import os
+import re
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -100,6 +104,27 @@ def test_features_on_a_two_worker_local_cluster_equal_local(clips: list[Path], t
     local_table, dask_table = pd.read_parquet(local_out), pd.read_parquet(dask_out)
     assert len(local_table) == len(clips)
     pd.testing.assert_frame_equal(dask_table, local_table, check_exact=True)
+
+
+def _without_progress_bars(stderr: str) -> list[str]:
+    """The stderr lines and fragments that are not a tqdm progress bar (redrawn after ``\r``)."""
+    fragments = (fragment.strip() for fragment in re.split(r"[\r\n]", stderr))
+    return [fragment for fragment in fragments if fragment and not re.match(r"features:\s+\d+%\|", fragment)]
+
+
+@pytest.mark.parametrize("verbose", [False, True], ids=["quiet", "--verbose"])
+def test_dask_lifecycle_messages_show_only_with_verbose(verbose: bool, clips: list[Path], small_model_path: Path, tmp_path: Path) -> None:
+    """A real ``ser`` process, whose logging is set up as users get it (not pytest's)."""
+    command = [str(Path(sys.executable).with_name("ser")), "predict", *map(str, clips[:2]), "--model", str(small_model_path)]
+    options = ["--format", "csv", "--backend", "dask", "--jobs", "1", "--cache-dir", str(tmp_path / "cache")]
+    finished = subprocess.run([*command, *options, *(["--verbose"] if verbose else [])], capture_output=True, text=True, timeout=300)
+    assert finished.returncode == 0, finished.stderr
+    assert len(finished.stdout.splitlines()) == 3
+    messages = _without_progress_bars(finished.stderr)
+    if verbose:
+        assert any("Closing scheduler" in message for message in messages), messages
+    else:
+        assert messages == []
 
 
 @pytest.mark.parametrize(
