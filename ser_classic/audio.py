@@ -303,15 +303,17 @@ def _container_name(container: av.container.InputContainer, file_path: Path) -> 
     return ending.upper() if ending in names or ending in container.format.extensions else names[0].upper()
 
 
-def _stated_seconds(container: av.container.InputContainer, stream: av.audio.stream.AudioStream, file_path: Path) -> float:
+def _stated_seconds(
+    container: av.container.InputContainer, stream: av.audio.stream.AudioStream, file_path: Path
+) -> float:
     """The track's duration as stated by the track, else by the container, else by the time
     stamps of its packets (a live WebM recording states none; the packets are read, not decoded)."""
+    import av
+
     if stream.duration is not None and stream.time_base is not None:
         return float(stream.duration * stream.time_base)
     if container.duration is not None:
-        return container.duration / 1_000_000  # AV_TIME_BASE
-    import av
-
+        return container.duration / av.time_base
     with av.open(str(file_path), metadata_errors="ignore") as scan:
         track = scan.streams.audio[0]
         ends = (packet.pts + (packet.duration or 0) for packet in scan.demux(track) if packet.pts is not None)
