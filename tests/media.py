@@ -9,8 +9,13 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    import av.container
+    import av.video.stream
 
 __all__ = ["write_encoded", "write_video_only"]
 
@@ -69,14 +74,14 @@ def write_video_only(path: str | os.PathLike[str], seconds: float = 2.0) -> Path
     return Path(path)
 
 
-def _add_video(container):  # noqa: ANN001, ANN202 (PyAV types)
+def _add_video(container: av.container.OutputContainer) -> av.video.stream.VideoStream:
     stream = container.add_stream("mpeg4", rate=_VIDEO_FPS)
     stream.width, stream.height = _VIDEO_SIZE
     stream.pix_fmt = "yuv420p"
     return stream
 
 
-def _write_video(container, stream, seconds: float) -> None:  # noqa: ANN001
+def _write_video(container: av.container.OutputContainer, stream: av.video.stream.VideoStream, seconds: float) -> None:
     import av
 
     width, height = _VIDEO_SIZE
