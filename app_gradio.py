@@ -352,7 +352,7 @@ def build_app(
                         label="Or a video or another recording (MP4, MOV, WebM, MKV, M4A, AMR, WMA, ...)",
                         file_types=sorted(audio.AUDIO_EXTENSIONS),
                         type="filepath",
-                        height=140,
+                        height=170,
                         elem_id="recording-file",
                     )
                 with gr.Column(scale=2):
