@@ -9,11 +9,12 @@ Cases: empty and header-only WAV, truncated WAV (data and header) and FLAC, text
 named ``.wav``, a directory named ``x.wav``, a file without read permission, digital
 silence, 10 ms and 0.3 s clips, DC offset, full-scale clipping, white noise, 8 and 96 kHz,
 6 channels, 8/16/24-bit integer and 32/64-bit float WAV, NaN and infinite samples, a float
-WAV holding 32-bit integer values (far beyond full scale), MP3,
-Ogg Vorbis and Opus, AAC in M4A and in MP4 beside a video track, Opus in WebM, an M4A named
-``.wav``, a truncated M4A, an MP4 with video only (written with PyAV's encoders), a symbolic-link loop between two files, a clip in a folder holding a
-link back to its parent (a directory loop), names with spaces, unicode, commas, quotes and
-a newline, and a one-hour WAV (sparse, so it costs no disk and no time to write).
+WAV holding 32-bit integer values (far beyond full scale), MP3, Ogg Vorbis and Opus, AAC in
+M4A and in MP4 beside a video track, Opus in WebM, an M4A named ``.wav``, a truncated M4A, an
+MP4 with video only (these with PyAV's encoders, :mod:`media`), a symbolic-link loop between
+two files, a clip in a folder holding a link back to its parent (a directory loop), names with
+spaces, unicode, commas, quotes and a newline, and a one-hour WAV (sparse, so it costs no disk
+and no time to write).
 """
 
 from __future__ import annotations
