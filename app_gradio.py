@@ -44,8 +44,8 @@ TIMELINE_WINDOW_SECONDS = 3.0
 DEFAULT_CONCURRENCY = 2
 #: Requests that may wait in the queue before new ones are turned away.
 QUEUE_SIZE = 64
-#: Upload formats named on the page (any file libsndfile reads is accepted).
-UPLOAD_TYPES = (".wav", ".flac", ".ogg", ".mp3")
+#: Upload formats named on the page; every ending in :data:`ser_classic.audio.AUDIO_EXTENSIONS` is accepted.
+UPLOAD_TYPES = (".wav", ".flac", ".ogg", ".mp3", ".m4a", ".aac", ".opus", ".amr", ".wma", ".mp4", ".mov", ".webm", ".mkv")
 
 
 @dataclass(frozen=True)
@@ -317,8 +317,8 @@ def model_view(model_name: str | None, models_dir: str | os.PathLike[str] = MODE
 
 def _limits_note(limits: Limits) -> str:
     return (
-        f"Up to {limits.max_seconds:g} s and {limits.max_megabytes:g} MB per recording "
-        f"({', '.join(t.lstrip('.').upper() for t in UPLOAD_TYPES)}). Recordings longer than "
+        f"Up to {limits.max_seconds:g} s and {limits.max_megabytes:g} MB per file, a video's picture included "
+        f"({', '.join(t.lstrip('.').upper() for t in UPLOAD_TYPES)}; of a video, its first audio track). Recordings longer than "
         f"{TIMELINE_WINDOW_SECONDS:g} s are also cut into windows of {TIMELINE_WINDOW_SECONDS:g} s: "
         "their emotion over time is charted when speech fills more than one window."
     )
@@ -360,6 +360,14 @@ def build_app(
                     recording = gr.Audio(
                         sources=["upload", "microphone"], type="filepath", label="Speech", elem_id="recording"
                     )
+                    # The audio widget takes audio types only; videos and other recordings come in here.
+                    other_file = gr.File(
+                        label="Or a video or another recording (MP4, MOV, WebM, MKV, M4A, AMR, WMA, ...)",
+                        file_types=sorted(audio.AUDIO_EXTENSIONS),
+                        type="filepath",
+                        height=170,
+                        elem_id="recording-file",
+                    )
                 with gr.Column(scale=2):
                     model_choice = gr.Dropdown(names, value=first, label="Model", elem_id="model")
                     analyse = gr.Button("Analyse", variant="primary", elem_id="analyse")
@@ -387,6 +395,9 @@ def build_app(
         analyse.click(run, inputs, outputs, api_name="analyze")
         for event in (recording.upload, recording.stop_recording, model_choice.change):
             event(run, inputs, outputs, api_visibility="private")
+        other_file.upload(lambda path: (path, None), [other_file], [recording, other_file], api_visibility="private").then(
+            run, inputs, outputs, api_visibility="private"
+        )
         model_choice.change(show_model, [model_choice], [card, confusion], api_visibility="private")
     return demo.queue(default_concurrency_limit=concurrency, max_size=QUEUE_SIZE)
 

@@ -1,11 +1,13 @@
 """Peak memory of `ser timeline` on long synthetic recordings.
 
-Writes a recording of the given length (16 kHz, 16-bit WAV, block by block: harmonic tone
-bursts with vibrato between quiet noise), runs `ser timeline` on it in a child process and
-reports the child's peak resident memory (``ru_maxrss`` from ``wait4``) and wall time, one JSON
-line per duration. The recording is streamed, so the peak should not grow with duration.
+Writes a recording of the given length (16 kHz, block by block: harmonic tone bursts with
+vibrato between quiet noise) as a 16-bit WAV or, with ``--format m4a``, as AAC (64 kbit/s,
+PyAV's encoder) in an M4A, runs `ser timeline` on it in a child process and reports the child's
+peak resident memory (``ru_maxrss`` from ``wait4``) and wall time, one JSON line per duration.
+The recording is streamed, so the peak should not grow with duration.
 
     python benchmarks/timeline_memory.py --minutes 60            # the 1-hour acceptance run
+    python benchmarks/timeline_memory.py --minutes 5 60 --format m4a
     python benchmarks/timeline_memory.py --minutes 1 10 --model models/ser-default.joblib
 
 Exit code 1 when a run fails or exceeds ``--limit-mb``.
@@ -20,6 +22,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -29,29 +32,55 @@ BURST_SECONDS = 2.0
 PERIOD_SECONDS = 20.0
 
 
-def write_tone_bursts(path: Path, seconds: float, *, seed: int = 0) -> int:
-    """A WAV of ``seconds``: every ``PERIOD_SECONDS`` a ``BURST_SECONDS`` voiced-like tone burst
-    (120-220 Hz fundamental with vibrato, 5 harmonics), quiet noise (-70 dBFS) elsewhere.
-    Written one period at a time. Returns the number of bursts."""
-    import soundfile
-
+def tone_bursts(seconds: float, *, seed: int = 0) -> Iterator[np.ndarray]:
+    """``seconds`` of signal, one ``PERIOD_SECONDS`` block at a time: a ``BURST_SECONDS``
+    voiced-like tone burst (120-220 Hz fundamental with vibrato, 5 harmonics), then quiet noise
+    (-70 dBFS)."""
     rng = np.random.default_rng(seed)
     period = int(PERIOD_SECONDS * SAMPLE_RATE)
     burst = int(BURST_SECONDS * SAMPLE_RATE)
     time_axis = np.arange(burst) / SAMPLE_RATE
     envelope = np.minimum(1.0, np.minimum(time_axis, time_axis[::-1]) / 0.05)
-    n_periods = int(np.ceil(seconds / PERIOD_SECONDS))
     remaining = int(seconds * SAMPLE_RATE)
+    while remaining > 0:
+        block = 3e-4 * rng.standard_normal(period)
+        f0 = rng.uniform(120, 220) * (1 + 0.03 * np.sin(2 * np.pi * 5 * time_axis))
+        phase = 2 * np.pi * np.cumsum(f0) / SAMPLE_RATE
+        tone = sum(0.25 / k * np.sin(k * phase) for k in range(1, 6))
+        block[:burst] += rng.uniform(0.3, 1.0) * envelope * tone
+        yield block[: min(period, remaining)]
+        remaining -= period
+
+
+def write_tone_bursts(path: Path, seconds: float, *, seed: int = 0) -> int:
+    """Write :func:`tone_bursts` as a 16-bit WAV, or as AAC when ``path`` ends in ``.m4a``,
+    block by block. Returns the number of bursts."""
+    blocks = tone_bursts(seconds, seed=seed)
+    if path.suffix == ".m4a":
+        return _write_aac(path, blocks)
+    import soundfile
+
+    n_bursts = 0
     with soundfile.SoundFile(path, "w", samplerate=SAMPLE_RATE, channels=1, subtype="PCM_16") as sound:
-        for _ in range(n_periods):
-            block = 3e-4 * rng.standard_normal(period)
-            f0 = rng.uniform(120, 220) * (1 + 0.03 * np.sin(2 * np.pi * 5 * time_axis))
-            phase = 2 * np.pi * np.cumsum(f0) / SAMPLE_RATE
-            tone = sum(0.25 / k * np.sin(k * phase) for k in range(1, 6))
-            block[:burst] += rng.uniform(0.3, 1.0) * envelope * tone
-            sound.write(block[: min(period, remaining)])
-            remaining -= period
-    return n_periods
+        for n_bursts, block in enumerate(blocks, start=1):
+            sound.write(block)
+    return n_bursts
+
+
+def _write_aac(path: Path, blocks: Iterator[np.ndarray]) -> int:
+    """AAC at 64 kbit/s in an M4A (PyAV's encoder), block by block; the number of blocks."""
+    import av
+
+    n_bursts = 0
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("aac", rate=SAMPLE_RATE, layout="mono")
+        stream.bit_rate = 64000
+        for n_bursts, block in enumerate(blocks, start=1):
+            frame = av.AudioFrame.from_ndarray(block.astype(np.float32)[None, :], format="fltp", layout="mono")
+            frame.sample_rate = SAMPLE_RATE
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode(None))
+    return n_bursts
 
 
 def run_timeline(recording: Path, output: Path, model: Path | None, jobs: int) -> dict[str, float]:
@@ -87,6 +116,7 @@ def main() -> int:
     parser.add_argument("--minutes", type=float, nargs="+", default=[60.0])
     parser.add_argument("--model", type=Path, default=None, help="Model file; the bundled one by default.")
     parser.add_argument("--jobs", type=int, default=1)
+    parser.add_argument("--format", choices=["wav", "m4a"], default="wav", help="Container of the recording.")
     parser.add_argument("--limit-mb", type=float, default=1024.0)
     parser.add_argument(
         "--workdir", type=Path, default=None, help="Where the recordings go (a temporary folder by default)."
@@ -96,12 +126,13 @@ def main() -> int:
     failed = False
     with tempfile.TemporaryDirectory(dir=arguments.workdir) as folder:
         for minutes in arguments.minutes:
-            recording = Path(folder) / f"bursts-{minutes:g}min.wav"
+            recording = Path(folder) / f"bursts-{minutes:g}min.{arguments.format}"
             bursts = write_tone_bursts(recording, minutes * 60)
             result = run_timeline(recording, Path(folder) / "timeline.csv", arguments.model, arguments.jobs)
             rows = len((Path(folder) / "timeline.csv").read_text().splitlines()) - 1 if result["exit_code"] == 0 else 0
             report = {
                 "minutes": minutes,
+                "format": arguments.format,
                 "file_mb": round(recording.stat().st_size / 2**20, 1),
                 "bursts": bursts,
                 "rows": rows,

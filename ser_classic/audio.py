@@ -2,20 +2,34 @@
 
 Everything downstream (features, models, timeline) sees signals at :data:`ANALYSIS_SAMPLE_RATE`,
 so a model never depends on the rate its input happened to be recorded at.
+
+Two decoders sit behind :func:`load`, :func:`file_info` and :func:`read_blocks`: libsndfile
+(through soundfile) is the fast path for what it reads (WAV, FLAC, OGG, MP3, AIFF); FFmpeg
+(through PyAV, its libraries inside the wheel) reads the first audio track of the containers
+phones and video calls write (M4A/AAC, MP4/MOV, WebM/MKV, AMR, WMA, ...) and any file libsndfile
+cannot open. PyAV drops FFmpeg's own log messages unless a program asks for them
+(``av.logging.set_level``), so decoding never writes to stderr; failures arrive as exceptions.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from os import PathLike
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .errors import AudioError
+
+if TYPE_CHECKING:
+    import av.audio.frame
+    import av.audio.stream
+    import av.container
+    import soundfile
 
 __all__ = [
     "ANALYSIS_SAMPLE_RATE",
@@ -38,8 +52,14 @@ __all__ = [
 #: lies below the band edge of every common recording rate from 16 kHz up, so the resampler's
 #: filter, not the recording's, decides what the features see.
 ANALYSIS_SAMPLE_RATE = 14000
+#: Endings libsndfile reads: decoded by soundfile; FFmpeg only takes a file libsndfile cannot open.
+_LIBSNDFILE_EXTENSIONS = frozenset({".wav", ".flac", ".ogg", ".oga", ".mp3", ".aif", ".aiff", ".opus"})
+#: Endings only FFmpeg reads: voice memos and voice notes (M4A/AAC, AMR, 3GP), video calls and
+#: screen recordings (MP4, MOV, WebM, MKV, AVI), Windows Media. Their first audio track is read.
+_FFMPEG_EXTENSIONS = frozenset({".m4a", ".m4b", ".aac", ".mp4", ".m4v", ".mov", ".3gp", ".3g2", ".webm", ".weba",
+                                ".mkv", ".mka", ".avi", ".amr", ".awb", ".wma", ".wmv", ".asf"})
 #: File name endings treated as audio when a folder is searched.
-AUDIO_EXTENSIONS = frozenset({".wav", ".flac", ".ogg", ".oga", ".mp3", ".aif", ".aiff", ".opus"})
+AUDIO_EXTENSIONS = _LIBSNDFILE_EXTENSIONS | _FFMPEG_EXTENSIONS
 #: Shorter signals hold too few analysis frames for meaningful statistics.
 MIN_DURATION_SECONDS = 0.1
 #: Longer files are refused by the clip classifier (use a timeline for long recordings).
@@ -146,8 +166,15 @@ def _decoding(path: str | PathLike[str]) -> Iterator[None]:
     except PermissionError:
         raise AudioError("permission denied", path) from None
     except (soundfile.LibsndfileError, RuntimeError, OSError, ValueError) as error:
-        reason = str(error).split(": ", 1)[-1] if str(error) else type(error).__name__
-        raise AudioError(f"not a readable audio file ({reason})", path) from None
+        raise AudioError(f"not a readable audio file ({_reason(error)})", path) from None
+
+
+def _reason(error: Exception) -> str:
+    """The decoder's own words: ``strerror`` of an OS or FFmpeg error, else the message after its prefix."""
+    strerror = getattr(error, "strerror", None)
+    if strerror:
+        return str(strerror)
+    return str(error).split(": ", 1)[-1] if str(error) else type(error).__name__
 
 
 def _too_long(seconds: float, limit_seconds: float) -> str:
@@ -157,72 +184,13 @@ def _too_long(seconds: float, limit_seconds: float) -> str:
     )
 
 
-def load(
-    path: str | PathLike[str],
-    *,
-    sample_rate: int = ANALYSIS_SAMPLE_RATE,
-    trim_db: float | None = None,
-    max_seconds: float | None = MAX_DURATION_SECONDS,
-) -> np.ndarray:
-    """Read any file libsndfile can decode as mono float32 at ``sample_rate``.
-
-    Parameters
-    ----------
-    path : str or PathLike
-        WAV (any bit depth, float too), FLAC, OGG/Vorbis/Opus, MP3, AIFF, ...
-    sample_rate : int
-        Output rate in Hz; the analysis rate by default.
-    trim_db : float, optional
-        If given, leading and trailing silence quieter than this many dB below the peak is cut.
-    max_seconds : float, optional
-        Refuse files longer than this, before decoding them.
-
-    Returns
-    -------
-    signal : np.ndarray [shape=(n,), dtype=float32]
-
-    Raises
-    ------
-    AudioError
-        Naming the file and why: missing, unreadable, empty, too long, too short, silent,
-        non-finite samples.
-    """
-    import soundfile
-
-    file_path = Path(path)
-    with _decoding(path):
-        _check_file(file_path, path)
-        with soundfile.SoundFile(file_path) as sound:
-            source_rate = sound.samplerate
-            limit = None if max_seconds is None else int(max_seconds * source_rate)
-            if limit is not None and sound.frames > limit:
-                raise AudioError(_too_long(sound.frames / source_rate, max_seconds), path)
-            blocks, n_frames = [], 0
-            while True:
-                block = sound.read(_BLOCK_FRAMES, dtype="float32", always_2d=True)
-                if block.shape[0] == 0:
-                    break
-                n_frames += block.shape[0]
-                if limit is not None and n_frames > limit:  # the header understated the length
-                    raise AudioError(_too_long(n_frames / source_rate, max_seconds), path)
-                if not np.all(np.isfinite(block)):
-                    raise AudioError("signal contains NaN or infinite samples", path)
-                blocks.append(to_mono(block))
-    if n_frames == 0:
-        raise AudioError("no audio samples (header only)", path)
-    signal = np.concatenate(blocks)
-    signal = resample(signal, source_rate, sample_rate).astype(np.float32, copy=False)
-    check_signal(signal, sample_rate, path)
-    if trim_db is not None:
-        signal = trim_silence(signal, trim_db)
-        if signal.shape[0] < math.ceil(MIN_DURATION_SECONDS * sample_rate):
-            raise AudioError(f"too short after trimming silence ({trim_db} dB)", path)
-    return signal
-
-
 @dataclass(frozen=True)
 class AudioInfo:
-    """What a file's header says, read without decoding the samples."""
+    """What a file's header says, read without decoding the samples.
+
+    ``frames`` is exact for the files libsndfile reads; for other containers it comes from the
+    duration the container states (or, when it states none, from its packets' time stamps).
+    """
 
     path: str
     format: str
@@ -237,29 +205,236 @@ class AudioInfo:
         return self.frames / self.sample_rate if self.sample_rate else 0.0
 
 
+@dataclass(frozen=True)
+class _Source:
+    """An open audio file: its header, and ``blocks(n_frames)`` yielding its samples as mono
+    float32 blocks of about ``n_frames`` each, at ``info.sample_rate``."""
+
+    info: AudioInfo
+    blocks: Callable[[int], Iterator[np.ndarray]]
+
+
+@contextmanager
+def _open(file_path: Path, path: str | PathLike[str]) -> Iterator[_Source]:
+    """Open a file with libsndfile (the fast path) or FFmpeg.
+
+    FFmpeg opens the endings only it reads, and any other file libsndfile cannot open (an M4A
+    named ``.wav``, say); when FFmpeg finds no audio in such a file either, libsndfile's reason
+    is the one reported.
+    """
+    if file_path.suffix.lower() in _FFMPEG_EXTENSIONS:
+        with _open_with_ffmpeg(file_path, path) as source:
+            yield source
+        return
+    import soundfile
+
+    with ExitStack() as stack:
+        try:
+            source = _soundfile_source(stack.enter_context(soundfile.SoundFile(file_path)), file_path)
+        except soundfile.LibsndfileError as error:
+            try:
+                source = stack.enter_context(_open_with_ffmpeg(file_path, path))
+            except AudioError:
+                raise error from None
+        yield source
+
+
+def _soundfile_source(sound: soundfile.SoundFile, file_path: Path) -> _Source:
+    info = AudioInfo(
+        path=str(file_path),
+        format=sound.format,
+        subtype=sound.subtype,
+        sample_rate=int(sound.samplerate),
+        channels=int(sound.channels),
+        frames=int(sound.frames),
+        size_bytes=file_path.stat().st_size,
+    )
+
+    def blocks(n_frames: int) -> Iterator[np.ndarray]:
+        for block in sound.blocks(blocksize=n_frames, dtype="float32", always_2d=True):
+            yield to_mono(block)
+
+    return _Source(info, blocks)
+
+
+@contextmanager
+def _open_with_ffmpeg(file_path: Path, path: str | PathLike[str]) -> Iterator[_Source]:
+    """Open the first audio track of any file FFmpeg reads (through PyAV, the ``ffmpeg`` extra)."""
+    try:
+        import av
+    except ImportError:
+        raise AudioError(
+            f"{file_path.suffix or 'this'} files need FFmpeg's decoders: pip install 'ser-classic[ffmpeg]' "
+            "(PyAV; its bundled FFmpeg holds GPL-licensed parts, so it is an optional extra)",
+            path,
+        ) from None
+
+    with _ffmpeg_errors(path), av.open(str(file_path), metadata_errors="ignore") as container:
+        if not container.streams.audio:
+            holds = "video only" if container.streams.video else "no audio or video stream"
+            raise AudioError(f"no audio track ({holds})", path)
+        stream = container.streams.audio[0]
+        sample_rate = int(stream.codec_context.sample_rate)
+        if sample_rate <= 0:
+            raise AudioError("not a readable audio file (its audio track states no sample rate)", path)
+        info = AudioInfo(
+            path=str(file_path),
+            format=_container_name(container, file_path),
+            subtype=stream.codec_context.name.upper(),
+            sample_rate=sample_rate,
+            channels=int(stream.codec_context.channels),
+            frames=round(_stated_seconds(container, stream, file_path) * sample_rate),
+            size_bytes=file_path.stat().st_size,
+        )
+
+        def blocks(n_frames: int) -> Iterator[np.ndarray]:
+            with _ffmpeg_errors(path):
+                yield from _decoded_blocks(container.decode(stream), sample_rate, n_frames, path)
+
+        yield _Source(info, blocks)
+
+
+@contextmanager
+def _ffmpeg_errors(path: str | PathLike[str]) -> Iterator[None]:
+    """FFmpeg's exceptions (not all of them OS or value errors) as an :class:`AudioError`."""
+    import av
+
+    try:
+        yield
+    except av.FFmpegError as error:
+        raise AudioError(f"not a readable audio file ({_reason(error)})", path) from None
+
+
+def _container_name(container: av.container.InputContainer, file_path: Path) -> str:
+    """The file's ending when the demuxer owns it (``M4A``, ``WEBM``), else the demuxer's name."""
+    names = container.format.name.split(",")
+    ending = file_path.suffix.lower().lstrip(".")
+    return ending.upper() if ending in names or ending in container.format.extensions else names[0].upper()
+
+
+def _stated_seconds(
+    container: av.container.InputContainer, stream: av.audio.stream.AudioStream, file_path: Path
+) -> float:
+    """The track's duration as stated by the track, else by the container, else by the time
+    stamps of its packets (a live WebM recording states none; the packets are read, not decoded)."""
+    import av
+
+    if stream.duration is not None and stream.time_base is not None:
+        return float(stream.duration * stream.time_base)
+    if container.duration is not None:
+        return container.duration / av.time_base
+    with av.open(str(file_path), metadata_errors="ignore") as scan:
+        track = scan.streams.audio[0]
+        ends = (packet.pts + (packet.duration or 0) for packet in scan.demux(track) if packet.pts is not None)
+        return float(max(ends, default=0) * track.time_base) if track.time_base is not None else 0.0
+
+
+def _decoded_blocks(
+    frames: Iterator[av.audio.frame.AudioFrame], sample_rate: int, n_frames: int, path: str | PathLike[str]
+) -> Iterator[np.ndarray]:
+    """Decoded frames gathered into mono blocks of at least ``n_frames`` (the last one shorter)."""
+    pending: list[np.ndarray] = []
+    n_pending = 0
+    for frame in frames:
+        if frame.sample_rate != sample_rate:
+            raise AudioError(f"sample rate changes within the file ({sample_rate} Hz, then {frame.sample_rate} Hz)", path)
+        pending.append(_frame_to_mono(frame))
+        n_pending += pending[-1].size
+        if n_pending >= n_frames:
+            yield np.concatenate(pending)
+            pending, n_pending = [], 0
+    if pending:
+        yield np.concatenate(pending)
+
+
+def _frame_to_mono(frame: av.audio.frame.AudioFrame) -> np.ndarray:
+    """One decoded frame, any sample format, as mono float32 in units of full scale."""
+    samples = frame.to_ndarray()
+    if not frame.format.is_planar:  # interleaved: one row of n_samples * n_channels values
+        samples = samples.reshape(-1, frame.layout.nb_channels).T
+    if samples.dtype.kind == "u":  # 8-bit, centred on 128
+        samples = (samples.astype(np.float32) - 128) / 128
+    elif samples.dtype.kind == "i":
+        samples = samples.astype(np.float32) / 2 ** (8 * samples.dtype.itemsize - 1)
+    return samples.mean(axis=0, dtype=np.float32)
+
+
+def _refuse_non_finite(block: np.ndarray, path: str | PathLike[str], where: str = "") -> None:
+    if not np.all(np.isfinite(block)):
+        raise AudioError(f"signal contains NaN or infinite samples{where}", path)
+
+
+def load(
+    path: str | PathLike[str],
+    *,
+    sample_rate: int = ANALYSIS_SAMPLE_RATE,
+    trim_db: float | None = None,
+    max_seconds: float | None = MAX_DURATION_SECONDS,
+) -> np.ndarray:
+    """Read an audio file (or a video's first audio track) as mono float32 at ``sample_rate``.
+
+    Parameters
+    ----------
+    path : str or PathLike
+        WAV (any bit depth, float too), FLAC, OGG/Vorbis/Opus, MP3, AIFF through libsndfile;
+        M4A/AAC, MP4/MOV, WebM/MKV, AMR, WMA, ... through FFmpeg.
+    sample_rate : int
+        Output rate in Hz; the analysis rate by default.
+    trim_db : float, optional
+        If given, leading and trailing silence quieter than this many dB below the peak is cut.
+    max_seconds : float, optional
+        Refuse files longer than this, before decoding them.
+
+    Returns
+    -------
+    signal : np.ndarray [shape=(n,), dtype=float32]
+
+    Raises
+    ------
+    AudioError
+        Naming the file and why: missing, unreadable, corrupt or truncated, no audio track,
+        empty, too long, too short, silent, non-finite samples.
+    """
+    file_path = Path(path)
+    with _decoding(path):
+        _check_file(file_path, path)
+        with _open(file_path, path) as source:
+            source_rate = source.info.sample_rate
+            limit = None if max_seconds is None else int(max_seconds * source_rate)
+            if limit is not None and source.info.frames > limit:
+                raise AudioError(_too_long(source.info.duration_seconds, max_seconds), path)
+            blocks, n_frames = [], 0
+            for block in source.blocks(_BLOCK_FRAMES):
+                n_frames += block.shape[0]
+                if limit is not None and n_frames > limit:  # the header understated the length
+                    raise AudioError(_too_long(n_frames / source_rate, max_seconds), path)
+                _refuse_non_finite(block, path)
+                blocks.append(block)
+    if n_frames == 0:
+        raise AudioError("no audio samples (header only)", path)
+    signal = np.concatenate(blocks)
+    signal = resample(signal, source_rate, sample_rate).astype(np.float32, copy=False)
+    check_signal(signal, sample_rate, path)
+    if trim_db is not None:
+        signal = trim_silence(signal, trim_db)
+        if signal.shape[0] < math.ceil(MIN_DURATION_SECONDS * sample_rate):
+            raise AudioError(f"too short after trimming silence ({trim_db} dB)", path)
+    return signal
+
+
 def file_info(path: str | PathLike[str]) -> AudioInfo:
     """Header information of an audio file (format, sample rate, channels, duration, size).
 
     Raises
     ------
     AudioError
-        Missing, empty, a directory, unreadable, or not a file libsndfile can read.
+        Missing, empty, a directory, unreadable, no audio track, or not a file either decoder reads.
     """
-    import soundfile
-
     file_path = Path(path)
     with _decoding(path):
         _check_file(file_path, path)
-        header = soundfile.info(str(file_path))
-    return AudioInfo(
-        path=str(file_path),
-        format=header.format,
-        subtype=header.subtype,
-        sample_rate=int(header.samplerate),
-        channels=int(header.channels),
-        frames=int(header.frames),
-        size_bytes=file_path.stat().st_size,
-    )
+        with _open(file_path, path) as source:
+            return source.info
 
 
 def read_blocks(
@@ -270,7 +445,7 @@ def read_blocks(
 ) -> Iterator[np.ndarray]:
     """Yield a file's audio as consecutive mono float32 blocks at ``sample_rate``.
 
-    For recordings of any length: the file is decoded ``block_seconds`` at a time and
+    For recordings of any length and format: the file is decoded ``block_seconds`` at a time and
     resampled with a streaming soxr resampler ("HQ"), so memory does not grow with duration.
     The concatenated blocks equal ``load(path, sample_rate=sample_rate, max_seconds=None)``
     (no duration limit, no trimming).
@@ -278,26 +453,26 @@ def read_blocks(
     Raises
     ------
     AudioError
-        Missing or unreadable file, no samples, non-finite samples (at the block holding them).
+        Missing or unreadable file, no audio track, no samples, corrupt data or non-finite samples
+        (at the block holding them).
     """
-    import soundfile
     import soxr
 
-    info = file_info(path)
-    block_frames = max(1, int(block_seconds * info.sample_rate))
-    resampler = (
-        None
-        if info.sample_rate == sample_rate
-        else soxr.ResampleStream(info.sample_rate, sample_rate, 1, dtype="float32", quality="HQ")
-    )
+    file_path = Path(path)
     n_read = 0
     with _decoding(path):
-        with soundfile.SoundFile(str(path)) as sound:
-            for block in sound.blocks(blocksize=block_frames, dtype="float32", always_2d=True):
-                if not np.all(np.isfinite(block)):
-                    raise AudioError(f"signal contains NaN or infinite samples (near {n_read / info.sample_rate:.1f} s)", path)
+        _check_file(file_path, path)
+        with _open(file_path, path) as source:
+            source_rate = source.info.sample_rate
+            resampler = (
+                None
+                if source_rate == sample_rate
+                else soxr.ResampleStream(source_rate, sample_rate, 1, dtype="float32", quality="HQ")
+            )
+            for block in source.blocks(max(1, int(block_seconds * source_rate))):
+                _refuse_non_finite(block, path, f" (near {n_read / source_rate:.1f} s)")
                 n_read += block.shape[0]
-                mono = np.ascontiguousarray(to_mono(block), dtype=np.float32)
+                mono = np.ascontiguousarray(block, dtype=np.float32)
                 yield mono if resampler is None else resampler.resample_chunk(mono)
     if n_read == 0:
         raise AudioError("no audio samples (header only)", path)

@@ -164,7 +164,7 @@ def library_versions() -> dict[str, str]:
     """Versions of the libraries whose behaviour an artifact depends on."""
     from importlib.metadata import PackageNotFoundError, version
 
-    names = ["ser-classic", "numpy", "scipy", "scikit-learn", "librosa", "soundfile", "soxr", "xgboost"]
+    names = ["ser-classic", "numpy", "scipy", "scikit-learn", "librosa", "soundfile", "av", "soxr", "xgboost"]
     found = {}
     for name in names:
         try:

@@ -9,10 +9,12 @@ Cases: empty and header-only WAV, truncated WAV (data and header) and FLAC, text
 named ``.wav``, a directory named ``x.wav``, a file without read permission, digital
 silence, 10 ms and 0.3 s clips, DC offset, full-scale clipping, white noise, 8 and 96 kHz,
 6 channels, 8/16/24-bit integer and 32/64-bit float WAV, NaN and infinite samples, a float
-WAV holding 32-bit integer values (far beyond full scale), MP3,
-Ogg Vorbis and Opus, a symbolic-link loop between two files, a clip in a folder holding a
-link back to its parent (a directory loop), names with spaces, unicode, commas, quotes and
-a newline, and a one-hour WAV (sparse, so it costs no disk and no time to write).
+WAV holding 32-bit integer values (far beyond full scale), MP3, Ogg Vorbis and Opus, AAC in
+M4A and in MP4 beside a video track, Opus in WebM, an M4A named ``.wav``, a truncated M4A, an
+MP4 with video only (these with PyAV's encoders, :mod:`media`), a symbolic-link loop between
+two files, a clip in a folder holding a link back to its parent (a directory loop), names with
+spaces, unicode, commas, quotes and a newline, and a one-hour WAV (sparse, so it costs no disk
+and no time to write).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 import soundfile
+from media import write_encoded, write_video_only
 
 __all__ = ["BAD_CASES", "expected_error", "voice_like", "write_bad_files"]
 
@@ -58,6 +61,12 @@ BAD_CASES: dict[str, str | None] = {
     "mp3": None,
     "ogg_vorbis": None,
     "ogg_opus": None,
+    "m4a_aac": None,
+    "mp4_aac_and_video": None,
+    "webm_opus": None,
+    "m4a_named_wav": None,
+    "truncated_m4a": "not a readable audio file",
+    "video_only_mp4": "no audio track (video only)",
     "symlink_loop": "symbolic link",
     "symlink_loop_back": "symbolic link",
     "inside_directory_loop": None,
@@ -191,6 +200,14 @@ def write_bad_files(folder: str | os.PathLike[str], speech: tuple[np.ndarray, in
     wav("mp3", "speech.mp3", signal, format="MP3", subtype="MPEG_LAYER_III")
     wav("ogg_vorbis", "speech.ogg", signal, format="OGG", subtype="VORBIS")
     wav("ogg_opus", "speech.opus", soxr.resample(signal, rate, 48000), 48000, format="OGG", subtype="OPUS")
+    paths["m4a_aac"] = write_encoded(root / "memo.m4a", signal, rate, "aac", bit_rate=96000)
+    paths["mp4_aac_and_video"] = write_encoded(root / "call.mp4", signal, rate, "aac", bit_rate=128000, with_video=True)
+    paths["webm_opus"] = write_encoded(root / "note.webm", signal, rate, "libopus", bit_rate=48000, codec_rate=48000)
+    renamed = write_encoded(root / "renamed.m4a", signal, rate, "aac", bit_rate=96000)
+    paths["m4a_named_wav"] = renamed.rename(root / "memo named.wav")
+    _truncate(write_encoded(root / "truncated.m4a", signal, rate, "aac", bit_rate=96000), 0.6)
+    paths["truncated_m4a"] = root / "truncated.m4a"
+    paths["video_only_mp4"] = write_video_only(root / "video only.mp4")
 
     (root / "loop_b.wav").symlink_to("loop_a.wav")
     (root / "loop_a.wav").symlink_to("loop_b.wav")

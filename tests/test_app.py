@@ -16,6 +16,7 @@ import pytest
 import soundfile
 
 from demo_support import free_port, serve, write_concatenation
+from media import write_encoded, write_video_only
 from ser_classic.models import DEFAULT_MODEL_PATH
 
 #: The model served and compared with ``ser predict``: the bundled one, whatever its training.
@@ -123,7 +124,17 @@ def test_served_result_shows_waveform_spectrogram_f0_file_info_and_timeline(angr
     assert _value(timeline) is None
 
 
-@pytest.mark.parametrize(("suffix", "file_format"), [(".mp3", "MP3"), (".ogg", "OGG")])
+#: Ending -> PyAV codec and settings, for the uploads libsndfile cannot write.
+PYAV_ENCODED = {
+    ".m4a": ("aac", {"bit_rate": 96000}),
+    ".mp4": ("aac", {"bit_rate": 128000, "with_video": True}),
+    ".webm": ("libopus", {"bit_rate": 48000, "codec_rate": 48000}),
+}
+
+
+@pytest.mark.parametrize(
+    ("suffix", "file_format"), [(".mp3", "MP3"), (".ogg", "OGG"), (".m4a", "M4A"), (".mp4", "MP4"), (".webm", "WEBM")]
+)
 def test_compressed_uploads_get_the_same_answer_as_ser_predict(
     client: Any, angry_clip: Path, tmp_path: Path, suffix: str, file_format: str
 ) -> None:
@@ -132,12 +143,20 @@ def test_compressed_uploads_get_the_same_answer_as_ser_predict(
 
     signal, sample_rate = soundfile.read(angry_clip, dtype="float32")
     compressed = tmp_path / f"angry{suffix}"
-    soundfile.write(compressed, signal, sample_rate, format=file_format)
+    if suffix in PYAV_ENCODED:
+        codec, settings = PYAV_ENCODED[suffix]
+        write_encoded(compressed, signal, sample_rate, codec, **settings)
+    else:
+        soundfile.write(compressed, signal, sample_rate, format=file_format)
     _, result = _summary_and_result(_ask(client, compressed))
     expected = next(predict_files([compressed], Model.load(MODEL)))
     assert result["error"] == "" and result["file_info"]["format"] == file_format
     assert result["emotion"] == expected["emotion"]
     assert result["confidence"] == pytest.approx(expected["confidence"], abs=1e-9)
+
+
+def test_a_video_without_sound_gets_an_error_message(client: Any, tmp_path: Path) -> None:
+    _assert_error_message(_ask(client, write_video_only(tmp_path / "screen.mp4")), "no audio track (video only)")
 
 
 def test_text_file_named_wav_gets_an_error_message(client: Any, tmp_path: Path) -> None:

@@ -1,15 +1,18 @@
-"""Loading audio files: formats and bit depths, channel mixing, resampling, trimming, errors."""
+"""Loading audio files: formats and bit depths, containers FFmpeg reads (written with PyAV), channel
+mixing, resampling, trimming, streaming, errors."""
 
 from __future__ import annotations
 
+import tracemalloc
 from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile
+from media import write_encoded, write_video_only
 from numpy.testing import assert_allclose
 
-from ser_classic.audio import ANALYSIS_SAMPLE_RATE, load
+from ser_classic.audio import ANALYSIS_SAMPLE_RATE, file_info, load, read_blocks
 from ser_classic.errors import AudioError, SERError
 
 SR = ANALYSIS_SAMPLE_RATE
@@ -145,3 +148,118 @@ def test_empty_file_raises_audio_error_naming_it(tmp_path: Path) -> None:
     with pytest.raises(AudioError, match="empty file") as caught:
         load(path)
     assert str(path) in str(caught.value)
+
+
+# --- containers only FFmpeg reads (PyAV) ------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "codec", "options"),
+    [
+        ("memo.m4a", "aac", {"bit_rate": 96000}),
+        ("call.mp4", "aac", {"bit_rate": 128000, "with_video": True}),
+        ("screen.mov", "aac", {"bit_rate": 128000}),
+        ("note.webm", "libopus", {"bit_rate": 48000, "codec_rate": 48000}),
+        ("meeting.mkv", "libopus", {"bit_rate": 64000, "codec_rate": 48000}),
+        ("voicemail.amr", "libopencore_amrnb", {"bit_rate": 12200, "codec_rate": 8000}),
+        ("dictation.wma", "wmav2", {"bit_rate": 64000}),
+    ],
+)
+def test_containers_only_ffmpeg_reads_are_decoded_at_the_analysis_rate(tmp_path: Path, name: str, codec: str, options: dict) -> None:
+    original = sine(440, 48000, 1.0)
+    signal = load(write_encoded(tmp_path / name, original, 48000, codec, **options))
+    assert signal.dtype == np.float32 and signal.ndim == 1
+    assert signal.size == pytest.approx(SR, abs=0.1 * SR)  # codecs add priming and padding
+    middle = signal[SR // 4 : 3 * SR // 4]
+    assert dominant_frequency(middle, SR) == pytest.approx(440, abs=3)
+    # AMR-NB, a speech codec, keeps a pure tone's pitch but loses ~17% of its level
+    assert np.sqrt(np.mean(middle**2)) == pytest.approx(0.5 / np.sqrt(2), rel=0.2)
+
+
+@pytest.mark.parametrize("codec", ["pcm_u8", "pcm_s16le", "pcm_s32le", "pcm_f32le"])
+def test_pcm_of_any_sample_format_in_a_mov_is_scaled_to_full_scale_and_mixed_to_mono(tmp_path: Path, codec: str) -> None:
+    left, right = sine(300, SR, 0.5), sine(700, SR, 0.5, amplitude=0.3)
+    path = write_encoded(tmp_path / f"{codec}.mov", np.column_stack([left, right]), SR, codec)
+    assert file_info(path).channels == 2
+    assert_allclose(load(path), (left + right) / 2, rtol=0, atol=1 / 2**6 if codec == "pcm_u8" else 1 / 2**14)
+
+
+def test_file_info_of_an_m4a_reads_its_header(tmp_path: Path) -> None:
+    path = write_encoded(tmp_path / "memo.m4a", sine(440, 44100, 2.0), 44100, "aac", bit_rate=96000)
+    info = file_info(path)
+    assert (info.format, info.subtype, info.sample_rate, info.channels) == ("M4A", "AAC", 44100, 1)
+    assert info.duration_seconds == pytest.approx(2.0, abs=0.05)
+    assert info.size_bytes == path.stat().st_size
+
+
+def test_a_live_webm_that_states_no_duration_gets_it_from_its_packets(tmp_path: Path) -> None:
+    path = write_encoded(tmp_path / "browser.webm", sine(440, 48000, 3.0), 48000, "libopus", options={"live": "1"})
+    import av
+
+    with av.open(str(path)) as container:
+        assert container.duration is None and container.streams.audio[0].duration is None
+    assert file_info(path).duration_seconds == pytest.approx(3.0, abs=0.05)
+
+
+def test_an_m4a_named_wav_is_read_by_ffmpeg_when_libsndfile_cannot_open_it(tmp_path: Path) -> None:
+    path = write_encoded(tmp_path / "memo.m4a", sine(440, 48000, 1.0), 48000, "aac", bit_rate=96000)
+    path = path.rename(path.with_suffix(".wav"))
+    assert dominant_frequency(load(path), SR) == pytest.approx(440, abs=3)
+
+
+def test_a_video_named_wav_keeps_libsndfiles_reason(tmp_path: Path) -> None:
+    path = write_video_only(tmp_path / "clip.mp4").rename(tmp_path / "clip.wav")
+    with pytest.raises(AudioError, match=r"not a readable audio file \(Format not recognised"):
+        load(path)
+
+
+def test_a_video_without_an_audio_track_is_refused_naming_the_file(tmp_path: Path) -> None:
+    path = write_video_only(tmp_path / "screen.mp4")
+    for read in (load, file_info, lambda source: list(read_blocks(source))):
+        with pytest.raises(AudioError) as caught:
+            read(path)
+        assert str(caught.value) == f"{path}: no audio track (video only)"
+
+
+@pytest.mark.parametrize("options", [{}, {"movflags": "faststart"}], ids=["index-at-end", "index-first"])
+def test_a_truncated_m4a_is_refused_naming_the_file(tmp_path: Path, options: dict) -> None:
+    path = write_encoded(tmp_path / "cut.m4a", sine(440, 48000, 3.0), 48000, "aac", options=options)
+    path.write_bytes(path.read_bytes()[: path.stat().st_size * 6 // 10])
+    with pytest.raises(AudioError) as caught:
+        load(path)
+    assert str(caught.value).startswith(f"{path}: not a readable audio file (")
+    assert caught.value.path == str(path)
+
+
+def test_decoding_broken_containers_writes_nothing_to_stderr(tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
+    broken = write_encoded(tmp_path / "cut.m4a", sine(440, 48000, 3.0), 48000, "aac", options={"movflags": "faststart"})
+    broken.write_bytes(broken.read_bytes()[:-5000])
+    garbage = tmp_path / "noise.mp4"
+    garbage.write_bytes(np.random.default_rng(0).integers(0, 256, 20000, dtype=np.uint8).tobytes())
+    capfd.readouterr()
+    for path in (broken, garbage, write_video_only(tmp_path / "video.mp4")):
+        with pytest.raises(AudioError):
+            load(path)
+    assert capfd.readouterr().err == ""
+
+
+def test_read_blocks_streams_an_m4a_without_holding_it_whole(tmp_path: Path) -> None:
+    """Three minutes of AAC read in 5 s blocks: the blocks equal ``load``, and Python's peak
+    allocation while reading stays below a quarter of the decoded signal's size."""
+    rate, seconds = 16000, 180
+    rng = np.random.default_rng(0)
+    noise = (0.1 * rng.standard_normal(rate * seconds)).astype(np.float32)
+    path = write_encoded(tmp_path / "long.m4a", noise, rate, "aac", bit_rate=64000)
+    whole = load(path, max_seconds=None)
+    tracemalloc.start()
+    try:
+        n_samples, energy = 0, 0.0
+        for block in read_blocks(path, block_seconds=5.0):
+            n_samples += block.size
+            energy += float(np.sum(block.astype(np.float64) ** 2))
+        _, peak_bytes = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert n_samples == whole.size
+    assert energy == pytest.approx(float(np.sum(whole.astype(np.float64) ** 2)), rel=1e-5)
+    assert peak_bytes < whole.nbytes / 4, f"peak {peak_bytes / 1e6:.1f} MB while reading {whole.nbytes / 1e6:.1f} MB of samples"

@@ -135,3 +135,34 @@ def test_microphone_recording_is_analysed(page: Any) -> None:
     headline.wait_for(timeout=RESULT_TIMEOUT_MS)
     assert headline.inner_text().strip() in read_card(DEFAULT_MODEL_PATH)["classes"]
     assert "WAV" in page.locator("#file-info").inner_text()
+
+
+@pytest.mark.parametrize(
+    ("widget", "name", "codec", "settings"),
+    [
+        ("#recording", "memo.m4a", "aac", {"bit_rate": 96000}),
+        ("#recording-file", "call.mp4", "aac", {"bit_rate": 128000, "with_video": True}),
+        ("#recording-file", "meeting.webm", "libopus", {"bit_rate": 48000, "codec_rate": 48000}),
+    ],
+    ids=["m4a-in-the-audio-widget", "mp4-video-in-the-file-box", "webm-in-the-file-box"],
+)
+def test_phone_and_video_call_recordings_are_analysed(
+    page: Any, angry_clip: Path, tmp_path: Path, widget: str, name: str, codec: str, settings: dict
+) -> None:
+    """The audio widget takes audio types only (an M4A); videos go to the file box beside it."""
+    import soundfile
+    from media import write_encoded
+
+    from ser_classic.models import DEFAULT_MODEL_PATH, Model
+    from ser_classic.prediction import predict_files
+
+    signal, sample_rate = soundfile.read(angry_clip, dtype="float32")
+    path = write_encoded(tmp_path / name, signal, sample_rate, codec, **settings)
+    expected = next(predict_files([path], Model.load(DEFAULT_MODEL_PATH)))["emotion"]
+    page.locator(f"{widget} input[type=file]").set_input_files(str(path))
+    headline = page.locator("#summary h2")
+    headline.wait_for(timeout=RESULT_TIMEOUT_MS)
+    assert headline.inner_text().strip() == expected
+    assert f"{path.suffix.lstrip('.').upper()} ({codec.removeprefix('lib').upper()})" in page.locator("#file-info").inner_text()
+    page.screenshot(path=str(tmp_path / "demo-format.png"), full_page=True)
+    assert page.outside_requests == []

@@ -170,3 +170,11 @@ def test_find_audio_files_recurses_sorted_and_keeps_named_files(tmp_path: Path) 
     (tmp_path / "a" / "readme.md").write_text("x")
     named = tmp_path / "a" / "readme.md"
     assert find_audio_files([tmp_path, named]) == [tmp_path / "a" / "1.FLAC", tmp_path / "b" / "2.wav", named]
+
+
+def test_folder_search_finds_phone_and_video_recordings(tmp_path: Path) -> None:
+    names = ["memo.m4a", "note.aac", "call.MP4", "screen.mov", "meeting.webm", "talk.mkv", "voicemail.amr", "dictation.wma"]
+    for name in names:
+        (tmp_path / name).write_bytes(b"\0")  # only the ending counts when searching
+    (tmp_path / "cover.jpg").write_bytes(b"\0")
+    assert find_audio_files([tmp_path]) == sorted(tmp_path / name for name in names)
