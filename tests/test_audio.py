@@ -3,6 +3,7 @@ mixing, resampling, trimming, streaming, errors."""
 
 from __future__ import annotations
 
+import sys
 import tracemalloc
 from pathlib import Path
 
@@ -263,3 +264,12 @@ def test_read_blocks_streams_an_m4a_without_holding_it_whole(tmp_path: Path) -> 
     assert n_samples == whole.size
     assert energy == pytest.approx(float(np.sum(whole.astype(np.float64) ** 2)), rel=1e-5)
     assert peak_bytes < whole.nbytes / 4, f"peak {peak_bytes / 1e6:.1f} MB while reading {whole.nbytes / 1e6:.1f} MB of samples"
+
+
+def test_without_the_ffmpeg_extra_an_m4a_gets_an_error_naming_the_extra(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """PyAV is an optional extra (its FFmpeg holds GPL parts): without it the file is refused clearly."""
+    clip = tmp_path / "memo.m4a"
+    clip.write_bytes(b"\x00\x00\x00\x20ftypM4A " + bytes(64))
+    monkeypatch.setitem(sys.modules, "av", None)  # import av now raises ImportError
+    with pytest.raises(AudioError, match=r"memo\.m4a: \.m4a files need FFmpeg's decoders: pip install 'ser-classic\[ffmpeg\]'"):
+        load(clip)
