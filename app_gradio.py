@@ -114,8 +114,9 @@ def _model(model_name: str | None, models_dir: Path) -> tuple[str, Model]:
     with _model_lock:
         model = _load_model(str(models[name]), status.st_mtime_ns, status.st_size)
     if model.speaker_norm or model.batch_norm:
+        group = "per speaker over many clips of each speaker" if model.speaker_norm else "per batch over many clips at once"
         raise ModelError(
-            f"model {name!r} standardizes features over many clips of each speaker or batch; "
+            f"model {name!r} standardizes features {group}; "
             "this demo classifies one recording at a time: choose another model (or use `ser predict`)"
         )
     return name, model

@@ -3,7 +3,7 @@
     pip install -e ".[bench]"            # opensmile, for the eGeMAPS rows
     python benchmarks/cross_corpus.py ../shared/data/ravdess ../shared/data/crema-d
 
-Writes ``docs/cross-corpus.md`` (and ``reports/cross-corpus.json``). Three parts:
+Writes its section of ``docs/cross-corpus.md`` (and ``reports/cross-corpus.json``). Three parts:
 
 1. **Formats.** The real ``ser train`` with its defaults on RAVDESS actors 1-18 (FLAC), then
    ``ser predict`` on actors 19-24 as FLAC and as converted by sox (``sox in.flac -b 16 -r RATE
@@ -42,6 +42,7 @@ from typing import Any
 
 import pandas as pd
 from held_out import TEST_ACTORS, TRAIN_ACTORS, link_split, run_ser
+from readme_section import write_section
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVC
@@ -277,8 +278,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     command = f"python benchmarks/cross_corpus.py {args.ravdess} {args.crema_d}"
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(results, indent=2))
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(markdown(results, command=command, minutes=minutes) + "\n")
+    write_section(args.out, "crosscorpus", markdown(results, command=command, minutes=minutes))
     _log.info("wrote %s in %.1f min", args.out, minutes)
     return 0
 

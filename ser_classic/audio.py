@@ -60,6 +60,9 @@ _FFMPEG_EXTENSIONS = frozenset({".m4a", ".m4b", ".aac", ".mp4", ".m4v", ".mov", 
                                 ".mkv", ".mka", ".avi", ".amr", ".awb", ".wma", ".wmv", ".asf"})
 #: File name endings treated as audio when a folder is searched.
 AUDIO_EXTENSIONS = _LIBSNDFILE_EXTENSIONS | _FFMPEG_EXTENSIONS
+#: Frame length and hop (samples at the analysis rate, 73 ms and 18 ms) of every level track:
+#: silence trimming, the timeline's speech regions and the extractor's STFT.
+FRAME_LENGTH, HOP_LENGTH = 1024, 256
 #: Shorter signals hold too few analysis frames for meaningful statistics.
 MIN_DURATION_SECONDS = 0.1
 #: Longer files are refused by the clip classifier (use a timeline for long recordings).
@@ -97,14 +100,14 @@ def trim_silence(signal: np.ndarray, top_db: float) -> np.ndarray:
 def trim_bounds(signal: np.ndarray, top_db: float) -> tuple[int, int]:
     """Sample indices ``(start, end)`` of the part :func:`trim_silence` keeps.
 
-    The bounds of ``librosa.effects.trim(signal, top_db=top_db)`` (RMS of 2048-sample frames,
-    hop 512, against the loudest frame; ``(0, 0)`` when no frame is loud enough), computed
+    The bounds of ``librosa.effects.trim(signal, top_db=top_db, frame_length=FRAME_LENGTH,
+    hop_length=HOP_LENGTH)`` (RMS of frames against the loudest frame; ``(0, 0)`` when no frame is loud enough), computed
     here because importing ``librosa.effects`` also imports scikit-learn's decomposition and
     clustering modules: a second of start-up for every ``ser`` command.
     """
     import librosa
 
-    frame_length, hop_length = 2048, 512
+    frame_length, hop_length = FRAME_LENGTH, HOP_LENGTH
     rms = librosa.feature.rms(y=signal, frame_length=frame_length, hop_length=hop_length)[0]
     loud = np.flatnonzero(librosa.amplitude_to_db(rms, ref=np.max, top_db=None) > -top_db)
     if loud.size == 0:
@@ -251,7 +254,10 @@ def _soundfile_source(sound: soundfile.SoundFile, file_path: Path) -> _Source:
     )
 
     def blocks(n_frames: int) -> Iterator[np.ndarray]:
-        for block in sound.blocks(blocksize=n_frames, dtype="float32", always_2d=True):
+        # read() until it returns nothing, not SoundFile.blocks(): blocks() trusts the header's
+        # frame count, which libsndfile only estimates for MP3, and pads past the real end with
+        # uninitialized memory (seen: samples of 1e37).
+        while (block := sound.read(n_frames, dtype="float32", always_2d=True)).shape[0]:
             yield to_mono(block)
 
     return _Source(info, blocks)

@@ -2,8 +2,8 @@
 
 A recording is read twice, block by block, so memory does not grow with its duration:
 
-1. **Speech regions.** The level (RMS in dBFS) of every 2048-sample frame (hop 512, at the
-   analysis rate) is kept: a few bytes per frame. Speech is found with two thresholds
+1. **Speech regions.** The level (RMS in dBFS) of every frame (``audio.FRAME_LENGTH`` samples,
+   hop ``audio.HOP_LENGTH``, at the analysis rate) is kept: a few bytes per frame. Speech is found with two thresholds
    (hysteresis): a region must somewhere be louder than ``threshold_db``, by default
    ``margin_db`` above the recording's noise floor (the 5th percentile of frame levels), and it
    extends on both sides while frames stay above ``threshold_db - margin_db / 2``; neither
@@ -61,7 +61,7 @@ NON_SPEECH = "non-speech"
 #: No frame quieter than this (RMS, dB re full scale) is ever speech, whatever the noise floor.
 ABSOLUTE_FLOOR_DBFS = -80.0
 #: Frame length and hop (samples at the analysis rate) of the level track; those of the trimming.
-FRAME_LENGTH, HOP_LENGTH = 2048, 512
+FRAME_LENGTH, HOP_LENGTH = audio.FRAME_LENGTH, audio.HOP_LENGTH
 _NOISE_PERCENTILE = 5.0
 _POWER_FLOOR = 1e-10  # -100 dBFS, the level of digital silence
 _BATCH_WINDOWS = 32
@@ -115,8 +115,9 @@ def _progress(
 def frame_levels(blocks: Iterable[np.ndarray]) -> tuple[np.ndarray, int]:
     """Level (dBFS of the RMS) of centred frames over a stream of blocks, and the sample count.
 
-    Frames are those of ``librosa.feature.rms(y, frame_length=2048, hop_length=512)``: frame
-    ``k`` is centred on sample ``k * 512`` of the zero-padded signal, ``1 + n // 512`` frames.
+    Frames are those of ``librosa.feature.rms(y, frame_length=FRAME_LENGTH, hop_length=HOP_LENGTH)``:
+    frame ``k`` is centred on sample ``k * HOP_LENGTH`` of the zero-padded signal,
+    ``1 + n // HOP_LENGTH`` frames.
     """
     half = FRAME_LENGTH // 2
     carry = np.zeros(half, dtype=np.float64)

@@ -28,7 +28,10 @@ import numpy as np
 import soundfile
 from media import write_encoded, write_video_only
 
-__all__ = ["BAD_CASES", "expected_error", "voice_like", "write_bad_files"]
+__all__ = ["BAD_CASES", "NO_SPEECH_REASON", "expected_error", "voice_like", "write_bad_files"]
+
+#: The reason of a readable file without speech: features are extracted, no emotion is given.
+NO_SPEECH_REASON = "no speech found"
 
 #: Case name -> substring of the error reason, or ``None`` when a valid prediction is required.
 BAD_CASES: dict[str, str | None] = {
@@ -46,7 +49,7 @@ BAD_CASES: dict[str, str | None] = {
     "clip_300ms": None,
     "dc_offset": None,
     "clipped": None,
-    "white_noise": None,
+    "white_noise": NO_SPEECH_REASON,
     "rate_8khz": None,
     "rate_96khz": None,
     "channels_6": None,

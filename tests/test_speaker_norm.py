@@ -187,7 +187,7 @@ def test_train_and_predict_with_speaker_norm_round_trip(
 
     caplog.clear()
     _invoke("predict", *test_files[:3], "--model", model_path, "--format", "csv", *common)
-    assert "has only 3 file(s)" in caplog.text
+    assert "only 3 file(s)" in caplog.text
 
 
 def test_expected_calibration_error_is_the_gap_between_confidence_and_accuracy() -> None:

@@ -6,7 +6,7 @@ import hashlib
 import json
 from dataclasses import asdict, dataclass
 
-from ..audio import ANALYSIS_SAMPLE_RATE
+from ..audio import ANALYSIS_SAMPLE_RATE, FRAME_LENGTH, HOP_LENGTH
 
 __all__ = ["EXTRACTOR_VERSION", "FeatureConfig"]
 
@@ -43,8 +43,8 @@ class FeatureConfig:
     """
 
     sample_rate: int = ANALYSIS_SAMPLE_RATE
-    n_fft: int = 1024
-    hop_length: int = 256
+    n_fft: int = FRAME_LENGTH
+    hop_length: int = HOP_LENGTH
     n_mels: int = 64
     n_mfcc: int = 20
     spectral_floor_db: float = 70.0
