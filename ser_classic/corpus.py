@@ -10,7 +10,7 @@ column. Labels share one vocabulary (:data:`RAVDESS_EMOTIONS`' names). Class set
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from os import PathLike
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -134,13 +134,16 @@ def parse_ravdess_name(path: str | PathLike[str]) -> dict[str, object]:
 
 def read_ravdess(root: str | PathLike[str]) -> pd.DataFrame:
     """All RAVDESS-named audio files under ``root`` (speech and song alike)."""
-    rows = [
-        {"path": str(path), **parse_ravdess_name(path)}
-        for path in find_audio_files([root])
-        if _RAVDESS_NAME.match(path.stem)
-    ]
+    return _read_named(root, _RAVDESS_NAME, parse_ravdess_name, "RAVDESS-named (MM-VV-EE-II-SS-RR-AA)")
+
+
+def _read_named(
+    root: str | PathLike[str], pattern: re.Pattern[str], parse: Callable[[Path], dict[str, object]], kind: str
+) -> pd.DataFrame:
+    """The audio files under ``root`` whose names match ``pattern``, with ``parse``'s metadata."""
+    rows = [{"path": str(path), **parse(path)} for path in find_audio_files([root]) if pattern.match(path.stem)]
     if not rows:
-        raise CorpusError("no RAVDESS-named audio files found", root)
+        raise CorpusError(f"no {kind} audio files found", root)
     return _as_table(rows)
 
 
@@ -161,14 +164,7 @@ def parse_crema_d_name(path: str | PathLike[str]) -> dict[str, object]:
 
 def read_crema_d(root: str | PathLike[str]) -> pd.DataFrame:
     """All CREMA-D-named audio files under ``root``; the speaker is the actor number."""
-    rows = [
-        {"path": str(path), **parse_crema_d_name(path)}
-        for path in find_audio_files([root])
-        if _CREMA_D_NAME.match(path.stem)
-    ]
-    if not rows:
-        raise CorpusError("no CREMA-D-named audio files found (AAAA_SSS_EEE_LL)", root)
-    return _as_table(rows)
+    return _read_named(root, _CREMA_D_NAME, parse_crema_d_name, "CREMA-D-named (AAAA_SSS_EEE_LL)")
 
 
 def read_label_folders(root: str | PathLike[str]) -> pd.DataFrame:
