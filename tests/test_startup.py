@@ -85,7 +85,7 @@ def test_extracting_features_imports_neither_scikit_learn_nor_pandas(angry_clip:
 def test_trim_bounds_equal_librosa_trim_on_real_clips(actor_01: Path, top_db: float) -> None:
     for path in sorted(actor_01.glob("*.flac"))[::6]:
         signal = audio.load(path)
-        _, (start, end) = librosa.effects.trim(signal, top_db=top_db, frame_length=2048, hop_length=512)
+        _, (start, end) = librosa.effects.trim(signal, top_db=top_db, frame_length=audio.FRAME_LENGTH, hop_length=audio.HOP_LENGTH)
         assert audio.trim_bounds(signal, top_db) == (int(start), int(end)), path
 
 
@@ -101,7 +101,7 @@ def test_trim_bounds_equal_librosa_trim_on_real_clips(actor_01: Path, top_db: fl
     ids=["silence", "constant", "late-click", "burst-in-hiss", "shorter-than-a-frame"],
 )
 def test_trim_bounds_equal_librosa_trim_at_the_edges(signal: np.ndarray) -> None:
-    _, (start, end) = librosa.effects.trim(signal, top_db=30.0, frame_length=2048, hop_length=512)
+    _, (start, end) = librosa.effects.trim(signal, top_db=30.0, frame_length=audio.FRAME_LENGTH, hop_length=audio.HOP_LENGTH)
     assert audio.trim_bounds(signal, 30.0) == (int(start), int(end))
 
 

@@ -123,7 +123,7 @@ def test_frame_levels_over_blocks_equal_librosa_rms(angry_clip: Path) -> None:
     signal = audio.load(angry_clip)
     cuts = [0, 1000, 1001, 7000, 30000, signal.size]
     levels, n_samples = frame_levels(signal[a:b] for a, b in zip(cuts[:-1], cuts[1:], strict=True))
-    rms = librosa.feature.rms(y=signal, frame_length=2048, hop_length=512, center=True, pad_mode="constant")[0]
+    rms = librosa.feature.rms(y=signal, frame_length=audio.FRAME_LENGTH, hop_length=audio.HOP_LENGTH, center=True, pad_mode="constant")[0]
     assert n_samples == signal.size
     np.testing.assert_allclose(levels, 20 * np.log10(np.maximum(rms, 1e-5)), atol=1e-3)
 
