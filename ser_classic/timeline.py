@@ -51,6 +51,7 @@ __all__ = [
     "segments",
     "smooth_probabilities",
     "speech_regions",
+    "speech_shares",
     "timeline",
     "timeline_columns",
     "window_bounds",
@@ -534,6 +535,25 @@ def segments(frame: pd.DataFrame) -> pd.DataFrame:
             rows.append((owned_start[first], owned_end[index - 1], emotions[first], mean))
             first = index
     return pd.DataFrame(rows, columns=columns)
+
+
+def speech_shares(frame: pd.DataFrame) -> pd.Series:
+    """Share of the speech time each emotion holds in a timeline, largest first.
+
+    Time is shared between overlapping windows as :func:`segments` shares it; non-speech
+    time does not count. Empty when the timeline holds no speech.
+
+    Returns
+    -------
+    pandas.Series
+        Emotion -> share of the speech time (summing to 1), in decreasing order.
+    """
+    merged = segments(frame)
+    speech = merged[merged["emotion"] != NON_SPEECH]
+    seconds = (speech["end"] - speech["start"]).groupby(speech["emotion"]).sum()
+    if seconds.sum() <= 0:
+        return pd.Series(dtype=float, name="share")
+    return (seconds / seconds.sum()).sort_values(ascending=False, kind="stable").rename("share")
 
 
 # ----------------------------------------------------------------------------- plot

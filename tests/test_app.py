@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 import time
@@ -274,6 +275,37 @@ def test_long_recording_gets_an_emotion_timeline_chart_and_short_one_does_not(ac
     short = analyze(short_file, models_dir=MODEL.parent)
     assert short.error == "" and short.timeline is None and short.segments is None
     assert short.waveform is not None and short.f0 is not None
+
+
+def test_a_long_recording_is_headed_by_its_share_of_speech_per_emotion_then_the_whole_clip_label(
+    actor_01: Path, small_model_path: Path, tmp_path: Path
+) -> None:
+    """Three clips of changing emotion: the headline is the timeline's summary, not a label
+    that mixes the three; the whole-clip label comes second, named as such."""
+    from app_gradio import analyze
+    from ser_classic.models import card_path
+
+    models = tmp_path / "models"
+    models.mkdir()
+    for source in (small_model_path, card_path(small_model_path)):
+        shutil.copy(source, models / source.name)
+    sources = [actor_01 / f"03-01-{emotion}-02-01-01-01.flac" for emotion in ("05", "04", "03")]
+    long_file = tmp_path / "three clips.wav"
+    write_concatenation(sources, long_file)
+    analysis = analyze(long_file, small_model_path.stem, models_dir=models)
+    assert analysis.error == "" and analysis.timeline is not None
+    shares = analysis.result["speech_shares"]
+    assert sum(shares.values()) == pytest.approx(1.0, abs=1e-3) and list(shares.values()) == sorted(shares.values(), reverse=True)
+    headline, rest = analysis.summary.split("\n", 1)
+    first = next(iter(shares))
+    assert headline.startswith(f"## {first} {shares[first]:.0%} of the speech")
+    assert all(f"{emotion} {share:.0%}" in headline for emotion, share in shares.items())
+    assert f"Whole clip as one label: **{analysis.result['emotion']}**" in rest
+
+    short_file = tmp_path / "one clip.wav"
+    write_concatenation(sources[:1], short_file)
+    short = analyze(short_file, small_model_path.stem, models_dir=models)
+    assert short.summary.startswith(f"## {short.result['emotion']}\n") and "speech_shares" not in short.result
 
 
 def test_model_picker_lists_the_bundled_default_first(tmp_path: Path) -> None:
