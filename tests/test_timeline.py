@@ -270,6 +270,7 @@ def test_cli_writes_csv_jsonl_and_a_png(recording: dict, model_file: Path, frame
     assert (written["emotion"] == frame["emotion"]).all()
     np.testing.assert_allclose(written["start"], frame["start"], atol=5e-4)
     assert written.loc[~written["speech"], "p_angry"].isna().all()
+    assert {line.split(",")[2] for line in csv_path.read_text().splitlines()[1:]} == {"true", "false"}  # as in JSON
     assert png_path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
     result = runner.invoke(app, [*arguments, "--segments", "--format", "jsonl", "--output", str(jsonl_path)])
