@@ -348,6 +348,7 @@ def test_model_tab_shows_the_card_and_its_confusion_matrix_when_the_card_has_one
     text, picture = model_view("plain", tmp_path)
     assert picture is None and "no confusion matrix" in text
     assert all(label in text for label in card["classes"]) and "#### Features" in text
+    assert f"**Augmentation**: {card['training'].get('augmentation', 'none')}" in text
     text, picture = model_view("matrix", tmp_path)
     assert picture is not None and picture.size[0] > 200
     assert model_view("missing", tmp_path)[0].startswith("### Error")
