@@ -415,7 +415,11 @@ def launch(
     concurrency: int = DEFAULT_CONCURRENCY,
     models_dir: str | os.PathLike[str] = MODELS_DIR,
 ) -> None:
-    """Serve the demo until interrupted: on ``host`` only, public share link only if ``share``."""
+    """Serve the demo until interrupted: on ``host`` only, public share link only if ``share``.
+
+    The addresses go to stdout, with this demo's own ``--share`` option where Gradio would
+    name its ``launch(share=True)``.
+    """
     limits = Limits(max_seconds=max_seconds, max_megabytes=max_megabytes)
     demo = build_app(models_dir=models_dir, limits=limits, concurrency=concurrency)
     demo.launch(
@@ -425,7 +429,12 @@ def launch(
         max_file_size=limits.max_bytes,
         ssr_mode=False,
         show_error=False,
+        quiet=True,
+        prevent_thread_lock=True,
     )
+    public = f"public URL: {demo.share_url}" if demo.share_url else "a public link: add --share (`ser app --share`)"
+    print(f"ser-classic demo on {demo.local_url} ; {public}; stop with Ctrl-C", flush=True)
+    demo.block_thread()
 
 
 def _arguments(argv: Sequence[str] | None) -> argparse.Namespace:

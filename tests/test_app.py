@@ -44,9 +44,15 @@ def cli_rows(clips: list[Path], tmp_path_factory: pytest.TempPathFactory) -> dic
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory):
+def server_log(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where the served demo's stdout and stderr go."""
+    return tmp_path_factory.mktemp("server") / "demo.log"
+
+
+@pytest.fixture(scope="module")
+def server(server_log: Path):
     port = free_port()
-    log = tmp_path_factory.mktemp("server") / "demo.log"
+    log = server_log
     command = [
         sys.executable, "app_gradio.py", "--port", str(port),
         "--max-seconds", str(MAX_SECONDS), "--max-megabytes", str(MAX_MEGABYTES), "--concurrency", "2",
@@ -221,6 +227,12 @@ def test_server_listens_on_loopback_only(server: tuple[str, subprocess.Popen]) -
 
     listening = [c for c in psutil.Process(server[1].pid).net_connections(kind="inet") if c.status == psutil.CONN_LISTEN]
     assert listening and {c.laddr.ip for c in listening} == {"127.0.0.1"}
+
+
+def test_the_served_demo_names_its_own_share_option_not_gradios(server: tuple[str, subprocess.Popen], server_log: Path) -> None:
+    log = server_log.read_text()
+    assert server[0] in log and "--share" in log
+    assert "share=True" not in log and "launch()" not in log
 
 
 # ----------------------------------------------------------------------------- the handler itself
