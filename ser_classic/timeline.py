@@ -53,6 +53,7 @@ __all__ = [
     "speech_regions",
     "speech_shares",
     "timeline",
+    "timeline_colours",
     "timeline_columns",
     "window_bounds",
 ]
@@ -557,6 +558,21 @@ def speech_shares(frame: pd.DataFrame) -> pd.Series:
 
 
 # ----------------------------------------------------------------------------- plot
+#: Colour of non-speech in timeline plots: a light grey that no class gets.
+NON_SPEECH_COLOUR = (0.85, 0.85, 0.85, 1.0)
+#: The tab10 colours classes take in turn: all but its grey (index 7), which non-speech's resembles.
+_CLASS_COLOURS = (0, 1, 2, 3, 4, 5, 6, 8, 9)
+
+
+def timeline_colours(classes: Iterable[str]) -> dict[str, tuple[float, float, float, float]]:
+    """Class -> RGBA colour of :func:`plot_timeline` (tab10 without its grey), and :data:`NON_SPEECH`'s."""
+    from matplotlib import colormaps
+
+    palette = colormaps["tab10"]
+    colours = {label: palette(_CLASS_COLOURS[i % len(_CLASS_COLOURS)]) for i, label in enumerate(classes)}
+    return {**colours, NON_SPEECH: NON_SPEECH_COLOUR}
+
+
 def plot_timeline(
     frame: pd.DataFrame,
     path: str | PathLike[str],
@@ -570,16 +586,13 @@ def plot_timeline(
     speech regions underneath. Written atomically; no display needed, and no pyplot state is
     touched (a :class:`matplotlib.figure.Figure` renders itself with Agg).
     """
-    from matplotlib import colormaps
     from matplotlib.figure import Figure
     from matplotlib.patches import Patch
 
     from .atomic import atomic_output
 
     classes = [column[2:] for column in frame.columns if column.startswith("p_")]
-    palette = colormaps["tab10"]
-    colours = {label: palette(i % 10) for i, label in enumerate(classes)}
-    colours[NON_SPEECH] = (0.85, 0.85, 0.85, 1.0)
+    colours = timeline_colours(classes)
     duration = float(frame["end"].max()) if len(frame) else 0.0
 
     figure = Figure(figsize=(12, 5.2), layout="constrained")
