@@ -102,7 +102,8 @@ def find_audio_files(paths: Iterable[str | PathLike[str]]) -> list[Path]:
 
 
 def _audio_files_under(root: Path) -> Iterator[Path]:
-    """The audio files below ``root``, each real folder read once (by its first name in sorted order)."""
+    """The paths with an audio ending below ``root``, each real folder read once (by its first
+    name in sorted order)."""
     visited = {os.path.realpath(root)}
     for folder, subfolders, files in os.walk(root, followlinks=True):
         kept = []
@@ -117,7 +118,8 @@ def _audio_files_under(root: Path) -> Iterator[Path]:
             else:
                 _log.warning("%s: skipped, the same folder as %s, already read", path, real)
         subfolders[:] = kept
-        yield from (Path(folder, name) for name in files if Path(name).suffix.lower() in AUDIO_EXTENSIONS)
+        # a folder named like audio is listed too: its row then says it is a folder
+        yield from (Path(folder, name) for name in [*kept, *files] if Path(name).suffix.lower() in AUDIO_EXTENSIONS)
 
 
 def parse_ravdess_name(path: str | PathLike[str]) -> dict[str, object]:
