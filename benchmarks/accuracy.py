@@ -1,15 +1,14 @@
 """The accuracy table of ser-classic on RAVDESS speech (1440 clips, 8 classes): one command.
 
-    python benchmarks/accuracy.py ../shared/data/ravdess        # rewrites the accuracy section of README.md
+    python benchmarks/accuracy.py ../shared/data/ravdess        # writes docs/accuracy.md
 
 Both protocols on the same folds for every row: speaker-independent (6-fold GroupKFold by
 actor, 4 actors held out per fold; the headline) and random stratified 5-fold (seed 0;
 speaker-dependent, for comparison only). Rows: our features with svm / mlp / xgboost / the
 soft-voting ensemble, each without and with per-speaker normalization; the SVM with its
 hyperparameters chosen by nested cross-validation (inner GroupKFold on the training speakers
-only); openSMILE eGeMAPSv02 and ComParE_2016 functionals with the same SVM pipeline; the
-previous extractor's vector (version 2: the current one without the groups added in version 3)
-to show what those groups gave; candidate feature groups that the extractor does not have
+only); openSMILE eGeMAPSv02 and ComParE_2016 functionals with the same SVM pipeline;
+candidate feature groups that the extractor does not have
 (jitter/shimmer/HNR, formants, log-mel bands, voiced-frame MFCCs), computed here only; and the
 7-class and 4-class variants of the best row.
 
@@ -33,7 +32,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from readme_section import README, write_section
+from readme_section import write_section
 
 from ser_classic.corpus import EMOTION_SETS, read_corpus, select_classes
 from ser_classic.evaluation import PROTOCOLS, Evaluation, evaluate
@@ -352,7 +351,7 @@ def _find(results: list[dict[str, Any]], features: str, classifier: str, speaker
 
 
 def markdown(results: list[dict[str, Any]], best: tuple[str, str, bool], *, command: str, minutes: float, n_clips: int) -> str:
-    """The README section: tables, the command that made them, what each attempt gave, and the
+    """The results page: tables, the command that made them, what each attempt gave, and the
     literature apart."""
     best_speaker = _find(results, *best)
     lines = [
@@ -411,8 +410,6 @@ def markdown(results: list[dict[str, Any]], best: tuple[str, str, bool], *, comm
         f"{', '.join(f'{c:g}' for c in SEARCH_C)} and gamma from {', '.join(f'{g:g}' for g in SEARCH_GAMMA_FACTORS)} × 1/n_features. "
         "*svm-unbalanced* drops the class weights; it scores exactly as *svm* because at C=10 the SVM",
         "separates its training data, and class weights, which scale C per class, then change nothing. "
-        "*ours, version 2* is the previous extractor's vector: today's without the groups added in version 3",
-        f"(spectral flux, spectral balance, unvoiced-frame MFCCs, F0 spread, range and slope in semitones, voiced-segment rate; {ours_added(results)} features).",
         "*candidates* are feature groups the extractor does not have, computed by this script only (see",
         "below). The openSMILE rows use the functionals of the recordings as they are (openSMILE does its own",
         "voicing decisions), with the same SVM pipeline.",
@@ -467,15 +464,15 @@ def markdown(results: list[dict[str, Any]], best: tuple[str, str, bool], *, comm
     return "\n".join(lines)
 
 
-def bundled_row(card_file: Path = Path(__file__).resolve().parents[1] / "models" / "ser-default.card.json") -> tuple[str, str, bool]:
-    """The row of the bundled model's configuration, read from its card."""
+def bundled_row(card_file: Path = Path(__file__).resolve().parents[1] / "models" / "ser-ravdess8.card.json") -> tuple[str, str, bool]:
+    """The row of the configuration of the bundled RAVDESS model (``--model ravdess8``), read from its card."""
     card = json.loads(card_file.read_text())
     augmented = card["training"].get("augmentation", "none").startswith("speed")
     return (AUGMENTED if augmented else "ours"), card["classifier"], bool(card.get("speaker_norm", False))
 
 
 def headline(results: list[dict[str, Any]], bundled: tuple[str, str, bool], *, command: str) -> str:
-    """The short table at the top of the README: the rows `ser train` can build, without
+    """The short headline table: the rows `ser train` can build, without
     per-speaker normalization (what a single clip of a new speaker gets), both protocols."""
     lines = [
         "| features and training | classifier | speaker-independent accuracy | weighted F1 | macro F1 | lowest class recall | random split accuracy (speaker-dependent) |",
@@ -489,7 +486,7 @@ def headline(results: list[dict[str, Any]], bundled: tuple[str, str, bool], *, c
         recall = min(row["summary"]["per_class"].items(), key=lambda item: item[1]["recall"])
         random_row = _find(results, *_key(row), protocol="random")["summary"]
         mark = "**" if _key(row) == bundled else ""
-        name = f"{mark}{row['classifier']}{' (bundled)' if mark else ''}{mark}"
+        name = f"{mark}{row['classifier']}{' (bundled ravdess8)' if mark else ''}{mark}"
         lines.append(
             f"| {row['features']} | {name} | {mark}{mean['accuracy']:.3f} ± {std['accuracy']:.3f}{mark} | "
             f"{mean['f1_weighted']:.3f} ± {std['f1_weighted']:.3f} | {mean['f1_macro']:.3f} | {recall[0]} {recall[1]['recall']:.2f} | "
@@ -507,11 +504,6 @@ def n_shippable(results: list[dict[str, Any]]) -> int:
     )
 
 
-def ours_added(results: list[dict[str, Any]]) -> int:
-    """How many features version 3 added to version 2's vector."""
-    return _find(results, "ours", "svm", False)["n_features"] - _find(results, "ours, version 2", "svm", False)["n_features"]
-
-
 def findings(results: list[dict[str, Any]]) -> list[str]:
     """What each attempt gave, read from the measured rows (speaker-independent accuracy)."""
 
@@ -526,12 +518,6 @@ def findings(results: list[dict[str, Any]]) -> list[str]:
             f"ensemble {accuracy('ours', 'ensemble', norm):.3f}, SVM after nested search {accuracy('ours', 'svm-search', norm):.3f}, "
             f"SVM without class weights {accuracy('ours', 'svm-unbalanced', norm):.3f}; adding all candidate groups: "
             f"SVM {accuracy('ours + candidates', 'svm', norm):.3f}, ensemble {accuracy('ours + candidates', 'ensemble', norm):.3f}."
-        )
-    for norm in (False, True):
-        lines.append(
-            f"- The groups added in extractor version 3, {'with' if norm else 'without'} normalization: SVM "
-            f"{accuracy('ours, version 2', 'svm', norm):.3f} → {accuracy('ours', 'svm', norm):.3f}, ensemble "
-            f"{accuracy('ours, version 2', 'ensemble', norm):.3f} → {accuracy('ours', 'ensemble', norm):.3f}."
         )
     for norm in (False, True):
         lines.append(
@@ -605,10 +591,8 @@ CANDIDATE_GROUPS: dict[str, tuple[str, ...]] = {
     "40 log-mel bands (mean, std)": ("logmel",),
     "MFCCs over voiced frames": ("mfcc_voiced",),
 }
-#: Prefixes of the features added in extractor version 3; the others make up version 2's vector.
-ADDED_IN_VERSION_3 = (
-    "spectral_flux", "alpha_ratio", "hammarberg", "spectral_slope", "mfcc_unvoiced", "f0_semitone", "voiced_segment_rate",
-)
+#: The results page this benchmark writes.
+DOCS_PAGE = Path(__file__).resolve().parents[1] / "docs" / "accuracy.md"
 
 MAIN_CLASSIFIERS = ("svm", "mlp", "xgboost", "ensemble", "svm-search", "svm-unbalanced")
 #: Rows of our features whose training folds also hold speed-perturbed copies (``--augment speed``).
@@ -626,7 +610,6 @@ def main_specs(feature_sets: Sequence[str]) -> list[dict[str, Any]]:
         for speaker_norm in (False, True):
             rows = [("ours", classifier) for classifier in MAIN_CLASSIFIERS]
             rows += [(AUGMENTED, "svm"), (AUGMENTED, "ensemble")]
-            rows += [("ours, version 2", "svm"), ("ours, version 2", "ensemble")]
             rows += [("ours + candidates", "svm"), ("ours + candidates", "ensemble")]
             rows += [(name, "svm") for name in feature_sets if name.startswith("openSMILE")]
             specs += [{"features": f, "classifier": c, "speaker_norm": speaker_norm, "protocol": protocol, "table": "main"} for f, c in rows]
@@ -657,9 +640,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("corpus", type=Path, help="RAVDESS folder (Actor_XX/03-01-...).")
     parser.add_argument("--cache-dir", type=Path, default=Path("features/cache"), help="Feature cache folder.")
     parser.add_argument("--jobs", type=int, default=2, help="Worker processes, for feature extraction and for rows.")
-    parser.add_argument("--out", type=Path, default=README, help="File whose accuracy section is rewritten.")
+    parser.add_argument("--out", type=Path, default=DOCS_PAGE, help="Results page whose accuracy and headline sections are rewritten.")
     parser.add_argument("--json", type=Path, default=Path("reports") / "accuracy.json", help="All results as JSON.")
-    parser.add_argument("--from-json", action="store_true", help="Only rewrite the README sections from the JSON of a previous run.")
+    parser.add_argument("--from-json", action="store_true", help="Only rewrite the page sections from the JSON of a previous run.")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     command = f"python benchmarks/accuracy.py {args.corpus} --jobs {args.jobs}"
@@ -677,7 +660,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     candidates = candidates[[c for c in candidates.columns if c.startswith(tuple(p for g in CANDIDATE_GROUPS.values() for p in g))]]
     features = {
         "ours": ours,
-        "ours, version 2": ours[[c for c in ours.columns if not c.startswith(ADDED_IN_VERSION_3)]],
         "ours + candidates": pd.concat([ours, candidates], axis=1),
     }
     for name in OPENSMILE_SETS:

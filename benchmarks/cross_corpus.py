@@ -40,7 +40,6 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 from held_out import TEST_ACTORS, TRAIN_ACTORS, link_split, run_ser
 from sklearn.pipeline import make_pipeline

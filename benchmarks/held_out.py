@@ -1,11 +1,11 @@
 """Held-out check of the ``ser`` command: train on RAVDESS actors 1-18, predict actors 19-24.
 
-    python benchmarks/held_out.py ../shared/data/ravdess        # rewrites the heldout section of README.md
+    python benchmarks/held_out.py ../shared/data/ravdess        # rewrites the heldout section of docs/accuracy.md
 
 The speech clips are linked into ``train/Actor_01..18/`` and ``test/Actor_19..24/`` of a
-temporary folder (symbolic links to the files: ``ser`` does not follow linked folders). For svm
-without augmentation and the ensemble with ``--augment speed`` (the bundled model's
-configuration), each without and with ``--speaker-norm``, the installed ``ser`` command then
+temporary folder (symbolic links to the files). For svm and the ensemble (the bundled models'
+configuration), each without and with ``--speaker-norm``, and the ensemble trained with
+``--augment speed``, the installed ``ser`` command then
 runs in child processes as a user runs it: ``ser train`` (``--cv-folds 0``) and ``ser predict``
 (``--format csv``), both with the feature cache, which is keyed by file content, so reruns are
 fast. Accuracy, weighted F1 and the lowest per-class recall are computed against the emotion
@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
-from readme_section import README, write_section
+from readme_section import write_section
 from sklearn.metrics import accuracy_score, f1_score, recall_score
 
 from ser_classic.corpus import RAVDESS_EMOTIONS, parse_ravdess_name, read_corpus
@@ -37,8 +37,11 @@ _log = logging.getLogger("held_out")
 TRAIN_ACTORS = range(1, 19)
 TEST_ACTORS = range(19, 25)
 #: (classifier, per-speaker normalization, ``--augment``), in table order; the third row is the
-#: bundled model's configuration.
-CONFIGURATIONS = (("svm", False, "none"), ("svm", True, "none"), ("ensemble", False, "speed"), ("ensemble", True, "speed"))
+#: configuration of the bundled models.
+CONFIGURATIONS = (
+    ("svm", False, "none"), ("svm", True, "none"), ("ensemble", False, "none"), ("ensemble", True, "none"),
+    ("ensemble", False, "speed"),
+)
 #: The ``ser`` command installed beside the interpreter running this script.
 SER = Path(sys.executable).parent / "ser"
 
@@ -115,7 +118,7 @@ def table(scores: Sequence[HeldOutScore]) -> str:
 
 
 def markdown(scores: Sequence[HeldOutScore], *, n_train: int, n_test: int, command: str) -> str:
-    """The README section: how the check was made, and its table."""
+    """The results section: how the check was made, and its table."""
     return "\n".join(
         [
             f"### Held-out check: train on actors {TRAIN_ACTORS[0]}-{TRAIN_ACTORS[-1]}, "
@@ -124,7 +127,7 @@ def markdown(scores: Sequence[HeldOutScore], *, n_train: int, n_test: int, comma
             f"`{command}` made this table. It links the {n_train} clips",
             f"of actors {TRAIN_ACTORS[0]}-{TRAIN_ACTORS[-1]} and the {n_test} clips of actors "
             f"{TEST_ACTORS[0]}-{TEST_ACTORS[-1]} into two folders, `train/Actor_XX/` and",
-            "`test/Actor_XX/` (symbolic links to the files; `ser` does not follow linked folders). Then, for",
+            "`test/Actor_XX/` (symbolic links to the files). Then, for",
             "each configuration, it runs the `ser` command (with the feature cache, `--cache-dir`):",
             "",
             "```bash",
@@ -149,7 +152,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("corpus", type=Path, help="RAVDESS folder (Actor_XX/03-01-...).")
     parser.add_argument("--cache-dir", type=Path, default=Path("features/cache"), help="Feature cache folder.")
     parser.add_argument("--jobs", type=int, default=-1, help="Worker processes of `ser train` and `ser predict` (-1: all cores).")
-    parser.add_argument("--out", type=Path, default=README, help="File whose heldout section is rewritten.")
+    parser.add_argument(
+        "--out", type=Path, default=Path(__file__).resolve().parents[1] / "docs" / "accuracy.md", help="File whose heldout section is rewritten."
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     if not SER.is_file():
