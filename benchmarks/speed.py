@@ -201,14 +201,15 @@ def features_run(clips: list[str]) -> Timing:
     return Timing("`ser features DIR --output f.csv --jobs 2` (empty cache), new process", len(clips), seconds, "start-up included")
 
 
-def command_runs(root: Path, clips: list[str], many: int) -> CommandRun:
-    """Start-up, one clip, ``ser features`` on the clips, ``many`` clips and the whole folder (with peak memory)."""
+def command_runs(root: Path, clips: list[str], many: int, model: list[str]) -> CommandRun:
+    """Start-up, one clip, ``ser features`` on the clips, ``many`` clips and the whole folder (with
+    peak memory); ``model`` is ``[]`` (the bundled one) or ``["--model", PATH]``."""
     help_seconds = median_wall([*SER, "--help"], 5)
-    one_clip = median_wall([*SER, "predict", clips[0], "--format", "csv"], 5)
+    one_clip = median_wall([*SER, "predict", clips[0], "--format", "csv", *model], 5)
     features = features_run(clips)
     total = len(list(root.rglob("*.flac")))
     with tempfile.TemporaryDirectory() as scratch:
-        out = ["--output", str(Path(scratch) / "predictions.csv")]
+        out = ["--output", str(Path(scratch) / "predictions.csv"), *model]
         few_default = run_measured([*SER, "predict", *clips[:many], *out])
         few_two_jobs = run_measured([*SER, "predict", *clips[:many], "--jobs", "2", *out])
         all_default = run_measured([*SER, "predict", str(root), *out])
@@ -324,6 +325,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--skip-dask", action="store_true")
     parser.add_argument("--skip-command", action="store_true", help="Skip the `ser` child-process runs.")
     parser.add_argument("--output", type=Path, default=README, help="File whose speed section is rewritten.")
+    parser.add_argument("--model", type=Path, default=None, help="Model of the `ser predict` runs (default: the bundled one).")
     args = parser.parse_args(argv)
     command = shlex.join(["python", "benchmarks/speed.py", *(sys.argv[1:] if argv is None else argv)])
 
@@ -337,7 +339,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     if not args.skip_opensmile:
         egemaps = time_opensmile(clips, "eGeMAPSv02", 2, args.repeat)
         rows += [egemaps, time_opensmile(clips, "ComParE_2016", 2, args.repeat)]
-    run = None if args.skip_command else command_runs(args.data, clips, args.many)
+    model = [] if args.model is None else ["--model", str(args.model)]
+    run = None if args.skip_command else command_runs(args.data, clips, args.many, model)
     if run is not None:
         rows += [run.features, run.folder]
     load_after = os.getloadavg()
