@@ -71,26 +71,22 @@ def helper_process(warm_up: Callable[[], object], *, n_jobs: int | None, n_items
     two processes or more, ``n_items`` (at least one) are too few for a pool, the backend is
     local, and forking is safe: on Linux, from a process running no other thread. Otherwise
     the block changes nothing. Stop signals (Ctrl-C, SIGTERM, SIGHUP) are left to this process,
-    which ends the helper on leaving the block. ``warm_up`` must be picklable; its result and
+    which ends the helper on leaving the block (or by dying: the helper ends with it). ``warm_up`` must be picklable; its result and
     its exceptions are dropped.
     """
-    import sys
-    import threading
-
     if not (
         n_items >= 1
         and resolve_jobs(n_jobs) >= 2
         and _local_workers(n_jobs, n_items) == 1
         and _dask_client.get() is None
-        and sys.platform == "linux"
-        and threading.active_count() == 1
+        and _fork_is_safe()
     ):
         yield
         return
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
-    helper = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("fork"), initializer=leave_stop_signals_to_parent)
+    helper = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("fork"), initializer=_start_forked_worker)
     helper.submit(_warm_up_for_good, warm_up)  # forks the helper now
     token = _helper.set(helper)
     finished = False
@@ -266,6 +262,8 @@ def _fork_is_safe() -> bool:
     return sys.platform == "linux" and threading.active_count() == 1
 
 
+#: prctl(2) option: the signal a process gets when its parent thread ends.
+_PR_SET_PDEATHSIG = 1
 #: Chunks a forked pool has in flight per worker: enough to keep it busy while results are read.
 _CHUNKS_IN_FLIGHT = 2
 #: Most items per chunk: a chunk's results arrive together, and the last chunks set the tail.
@@ -322,9 +320,6 @@ def _start_forked_worker() -> None:
     if os.getppid() != parent:  # the parent died before the signal was asked for
         os._exit(128 + signal.SIGTERM)
 
-
-#: prctl(2) option: the signal a process gets when its parent thread ends.
-_PR_SET_PDEATHSIG = 1
 
 
 def _start_resource_tracker() -> None:
