@@ -337,6 +337,12 @@ def markdown_report(summary: dict[str, Any], title: str) -> str:
         "|---|---|---|",
     ]
     lines += [f"| {k} | {summary['mean'][k]:.3f} | {summary['std'][k]:.3f} |" for k in summary["mean"]]
+    if summary["protocol"] == "corpus":
+        lines += ["", "| held-out corpus | UAR | accuracy |", "|---|---|---|"]
+        lines += [
+            f"| {corpus} | {scores['uar']:.3f} | {scores['accuracy']:.3f} |"
+            for corpus, scores in zip(summary["fold_corpora"], summary["folds"])
+        ]
     lines += ["", "| class | precision | recall | F1 | clips |", "|---|---|---|---|---|"]
     lines += [
         f"| {label} | {s['precision']:.3f} | {s['recall']:.3f} | {s['f1']:.3f} | {s['support']} |"
