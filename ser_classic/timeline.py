@@ -27,6 +27,7 @@ probabilities: silence is never given an emotion.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from functools import partial
 from itertools import islice
 from os import PathLike
 from pathlib import Path
@@ -316,8 +317,10 @@ def _classify_windows(
 ) -> np.ndarray:
     """Probabilities ``(n_windows, n_classes)`` of the windows, features computed in batches
     (of enough windows for ``n_jobs`` workers; a batch holds a few hundred kB per window)."""
+    from .features.extractor import warm_up
     from .parallel import MIN_ITEMS_PER_WORKER, ordered_map, resolve_jobs
 
+    warm = partial(warm_up, model.feature_config)  # each batch's workers are forked from this warm process
     workers = resolve_jobs(n_jobs)
     batch_size = _BATCH_WINDOWS if workers == 1 else max(_BATCH_WINDOWS, MIN_ITEMS_PER_WORKER) * workers
     bar = None
@@ -331,7 +334,7 @@ def _classify_windows(
             batch = list(islice(signals, batch_size))
             if not batch:
                 break
-            vectors = list(ordered_map(_window_features, batch, n_jobs=n_jobs, config=model.feature_config))
+            vectors = list(ordered_map(_window_features, batch, n_jobs=n_jobs, warm_up=warm, config=model.feature_config))
             table = pd.DataFrame(np.vstack(vectors), columns=model.feature_names)
             if not np.all(np.isfinite(table.to_numpy())):
                 raise AudioError("features are not finite for a window of the recording")
