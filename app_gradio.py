@@ -204,17 +204,34 @@ def _failure(
     )
 
 
-def _emotion_over_time(signal: Any, model: Model) -> tuple[Image | None, pd.DataFrame]:
-    """Segments of the timeline, and its chart when speech fills more than one window (a chart
-    of a single window would only repeat the clip's result)."""
-    from ser_classic.timeline import plot_timeline, segments, timeline
+def _emotion_over_time(signal: Any, model: Model) -> tuple[Image | None, pd.DataFrame, pd.Series | None]:
+    """Segments of the timeline, and its chart and share of speech time per emotion when speech
+    fills more than one window (a chart of a single window would only repeat the clip's result)."""
+    from ser_classic.timeline import plot_timeline, segments, speech_shares, timeline
 
     sample_rate = model.feature_config.sample_rate
     frame = timeline(signal, model, sample_rate=sample_rate, window_seconds=TIMELINE_WINDOW_SECONDS)
     table = segments(frame).round({"start": 2, "end": 2, "confidence": 3})
     if frame["speech"].sum() < 2:
-        return None, table
-    return _png_image(lambda path: plot_timeline(frame, path, signal=signal, sample_rate=sample_rate)), table
+        return None, table, None
+    picture = _png_image(lambda path: plot_timeline(frame, path, signal=signal, sample_rate=sample_rate))
+    return picture, table, speech_shares(frame)
+
+
+def _summary(row: dict[str, Any], shares: pd.Series | None, model_name: str, model: Model, info: audio.AudioInfo) -> str:
+    """The headline: the emotions over time (share of the speech time) when the recording has a
+    timeline, then the whole-clip label, named as such; else the whole-clip label alone."""
+    whole = f"confidence **{row['confidence']:.0%}** · model `{model_name}` · {info.duration_seconds:.1f} s of audio"
+    if shares is None:
+        return f"## {row['emotion']}\n\n{whole}\n\n{_trust_note(model)}"
+    parts = [f"{emotion} {share:.0%}" for emotion, share in shares.items()]
+    parts[0] += " of the speech"
+    return (
+        f"## {', '.join(parts)}\n\n"
+        f"Share of the speech time per emotion, from {TIMELINE_WINDOW_SECONDS:g} s windows (see the timeline below).\n\n"
+        f"Whole clip as one label: **{row['emotion']}**, {whole}. A recording that changes emotion mixes "
+        f"its parts in this one label.\n\n{_trust_note(model)}"
+    )
 
 
 def analyze(
@@ -261,8 +278,8 @@ def analyze(
         signal = audio.load(path, sample_rate=model.feature_config.sample_rate, max_seconds=limits.max_seconds)
         tracks = signal_tracks(signal, model.feature_config)
         pictures = (waveform_figure(tracks), mel_spectrogram_figure(tracks), f0_figure(tracks))
-        timeline_picture, timeline_segments = (
-            _emotion_over_time(signal, model) if info.duration_seconds > TIMELINE_WINDOW_SECONDS else (None, None)
+        timeline_picture, timeline_segments, shares = (
+            _emotion_over_time(signal, model) if info.duration_seconds > TIMELINE_WINDOW_SECONDS else (None, None, None)
         )
     except SERError as error:
         return _failure(name, error.reason, model_name, info)
@@ -270,12 +287,8 @@ def analyze(
         _log.exception("analysis of %s failed", name)
         return _failure(name, f"unexpected error ({type(error).__name__}: {error})", model_name, info)
     probabilities = {label: row[f"p_{label}"] for label in model.classes}
-    summary = (
-        f"## {row['emotion']}\n\nconfidence **{row['confidence']:.0%}** · model `{model_name}` · "
-        f"{info.duration_seconds:.1f} s of audio\n\n{_trust_note(model)}"
-    )
     return Analysis(
-        summary=summary,
+        summary=_summary(row, shares, model_name, model, info),
         probabilities=probabilities,
         result={
             "file": name,
@@ -283,6 +296,7 @@ def analyze(
             "emotion": row["emotion"],
             "confidence": row["confidence"],
             "probabilities": probabilities,
+            **({"speech_shares": shares.round(4).to_dict()} if shares is not None else {}),
             "file_info": _info_fields(info),
             "error": "",
         },
@@ -413,7 +427,11 @@ def launch(
     concurrency: int = DEFAULT_CONCURRENCY,
     models_dir: str | os.PathLike[str] = MODELS_DIR,
 ) -> None:
-    """Serve the demo until interrupted: on ``host`` only, public share link only if ``share``."""
+    """Serve the demo until interrupted: on ``host`` only, public share link only if ``share``.
+
+    The addresses go to stdout, with this demo's own ``--share`` option where Gradio would
+    name its ``launch(share=True)``.
+    """
     limits = Limits(max_seconds=max_seconds, max_megabytes=max_megabytes)
     demo = build_app(models_dir=models_dir, limits=limits, concurrency=concurrency)
     demo.launch(
@@ -423,7 +441,12 @@ def launch(
         max_file_size=limits.max_bytes,
         ssr_mode=False,
         show_error=False,
+        quiet=True,
+        prevent_thread_lock=True,
     )
+    public = f"public URL: {demo.share_url}" if demo.share_url else "a public link: add --share (`ser app --share`)"
+    print(f"ser-classic demo on {demo.local_url} ; {public}; stop with Ctrl-C", flush=True)
+    demo.block_thread()
 
 
 def _arguments(argv: Sequence[str] | None) -> argparse.Namespace:

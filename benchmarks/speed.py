@@ -11,9 +11,10 @@ decode + resample + features for:
 - openSMILE eGeMAPSv02 and ComParE_2016 functionals (``opensmile`` package, ``num_workers=2``);
 
 then runs the ``ser`` command as a child process: ``ser --help``, a one-clip ``ser predict`` in a
-new process, and ``ser predict`` over ``--many`` clips (default and ``--jobs 2``) and over the
-whole corpus folder (wall time, clips/s, peak resident memory of the process tree and of its
-largest process). The Markdown tables and issue 7's targets go to stdout and between the
+new process, ``ser features`` on a folder of the same clips with an empty cache (``--jobs 2``),
+and ``ser predict`` over ``--many`` clips (default and ``--jobs 2``) and over the whole corpus
+folder (wall time, clips/s, peak resident memory of the process tree and of its largest
+process). The Markdown tables and issues 7's and 14's targets go to stdout and between the
 ``<!-- speed:begin -->`` / ``<!-- speed:end -->`` markers of ``--output``, with this command.
 
     python benchmarks/speed.py                                  # the README numbers (~3 min)
@@ -177,6 +178,7 @@ class CommandRun:
 
     help_seconds: float
     one_clip_seconds: float
+    features: Timing
     folder: Timing
     few_clips: int
     few_default: Measured  # ``--jobs -1``: few files run in the command's own process
@@ -184,13 +186,30 @@ class CommandRun:
     all_default: Measured
 
 
-def command_runs(root: Path, clips: list[str], many: int) -> CommandRun:
-    """Start-up, one clip, ``many`` clips and the whole folder (with peak memory)."""
+def features_run(clips: list[str]) -> Timing:
+    """``ser features DIR --output f.csv --jobs 2`` in a new process, on a folder of links to the
+    clips, with an empty feature cache: start-up, extraction and writing the table."""
+    with tempfile.TemporaryDirectory() as scratch:
+        folder = Path(scratch) / "clips"
+        folder.mkdir()
+        for clip in clips:
+            (folder / Path(clip).name).symlink_to(clip)
+        command = [*SER, "features", str(folder), "--output", str(Path(scratch) / "f.csv"), "--jobs", "2", "--cache-dir", str(Path(scratch) / "cache")]
+        start = time.perf_counter()
+        subprocess.run(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=PROJECT_ROOT, check=True)
+        seconds = time.perf_counter() - start
+    return Timing("`ser features DIR --output f.csv --jobs 2` (empty cache), new process", len(clips), seconds, "start-up included")
+
+
+def command_runs(root: Path, clips: list[str], many: int, model: list[str]) -> CommandRun:
+    """Start-up, one clip, ``ser features`` on the clips, ``many`` clips and the whole folder (with
+    peak memory); ``model`` is ``[]`` (the bundled one) or ``["--model", PATH]``."""
     help_seconds = median_wall([*SER, "--help"], 5)
-    one_clip = median_wall([*SER, "predict", clips[0], "--format", "csv"], 5)
+    one_clip = median_wall([*SER, "predict", clips[0], "--format", "csv", *model], 5)
+    features = features_run(clips)
     total = len(list(root.rglob("*.flac")))
     with tempfile.TemporaryDirectory() as scratch:
-        out = ["--output", str(Path(scratch) / "predictions.csv")]
+        out = ["--output", str(Path(scratch) / "predictions.csv"), *model]
         few_default = run_measured([*SER, "predict", *clips[:many], *out])
         few_two_jobs = run_measured([*SER, "predict", *clips[:many], "--jobs", "2", *out])
         all_default = run_measured([*SER, "predict", str(root), *out])
@@ -198,7 +217,7 @@ def command_runs(root: Path, clips: list[str], many: int) -> CommandRun:
     if any(codes):
         raise SystemExit(f"ser predict failed (exit codes {codes})")
     folder = Timing("`ser predict FOLDER` (default `--jobs -1`), new process", total, all_default.seconds, "start-up included")
-    return CommandRun(help_seconds, one_clip, folder, many, few_default, few_two_jobs, all_default)
+    return CommandRun(help_seconds, one_clip, features, folder, many, few_default, few_two_jobs, all_default)
 
 
 def cpu_model() -> str:
@@ -271,6 +290,29 @@ def acceptance(two_workers: Timing, reference: Timing, egemaps: Timing | None, r
     return lines
 
 
+def command_acceptance(run: CommandRun, reference: Timing, egemaps: Timing | None) -> list[str]:
+    """Issue 14's targets: the commands end to end, a new process each, start-up included."""
+    def verdict(ok: bool) -> str:
+        return "holds" if ok else "**does not hold**"
+
+    rate = run.features.clips_per_second
+    lines = [
+        f"- `ser features` on {run.features.clips} clips no cache has seen, 2 workers, >= 60 clips/s end to end: "
+        f"{rate:.1f} clips/s ({run.features.seconds:.2f} s), {verdict(rate >= 60)}",
+        f"- the same >= 30x the reference-style code: {rate / reference.clips_per_second:.0f}x, "
+        f"{verdict(rate >= 30 * reference.clips_per_second)}",
+    ]
+    if egemaps is not None:
+        ratio = rate / egemaps.clips_per_second
+        lines.append(f"- the same >= 3x openSMILE eGeMAPS: {ratio:.1f}x, {verdict(ratio >= 3)}")
+    folder = run.folder.clips_per_second
+    lines.append(
+        f"- `ser predict` over the {run.folder.clips} clips >= 100 clips/s end to end: {folder:.1f} clips/s "
+        f"({run.folder.seconds:.1f} s), {verdict(folder >= 100)}"
+    )
+    return lines
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="RAVDESS speech folder (Actor_XX/*.flac).")
@@ -283,6 +325,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--skip-dask", action="store_true")
     parser.add_argument("--skip-command", action="store_true", help="Skip the `ser` child-process runs.")
     parser.add_argument("--output", type=Path, default=README, help="File whose speed section is rewritten.")
+    parser.add_argument("--model", type=Path, default=None, help="Model of the `ser predict` runs (default: the bundled one).")
     args = parser.parse_args(argv)
     command = shlex.join(["python", "benchmarks/speed.py", *(sys.argv[1:] if argv is None else argv)])
 
@@ -296,9 +339,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     if not args.skip_opensmile:
         egemaps = time_opensmile(clips, "eGeMAPSv02", 2, args.repeat)
         rows += [egemaps, time_opensmile(clips, "ComParE_2016", 2, args.repeat)]
-    run = None if args.skip_command else command_runs(args.data, clips, args.many)
+    model = [] if args.model is None else ["--model", str(args.model)]
+    run = None if args.skip_command else command_runs(args.data, clips, args.many, model)
     if run is not None:
-        rows.append(run.folder)
+        rows += [run.features, run.folder]
     load_after = os.getloadavg()
 
     import ser_classic
@@ -322,6 +366,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             "",
             *acceptance(local[1], reference, egemaps, run),
             "",
+            *(["Targets of issue 14 in this run (the commands as a user runs them):", "", *command_acceptance(run, reference, egemaps), ""] if run else []),
             f"Measured with `{command}` on {time.strftime('%Y-%m-%d')}.",
         ]
     )

@@ -13,7 +13,12 @@ cannot open. PyAV drops FFmpeg's own log messages unless a program asks for them
 
 from __future__ import annotations
 
+import logging
 import math
+import os
+import sys
+import tempfile
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
@@ -73,6 +78,10 @@ MAX_PEAK_AMPLITUDE = 1e6
 #: Frames decoded at a time: channels are mixed down block by block, so a long multichannel
 #: file never needs more memory than its mono signal.
 _BLOCK_FRAMES = 1 << 18
+
+_log = logging.getLogger(__name__)
+#: One redirection of the process's stderr at a time (the demo decodes in several threads).
+_stderr_lock = threading.Lock()
 
 
 def to_mono(signal: np.ndarray) -> np.ndarray:
@@ -180,6 +189,27 @@ def _reason(error: Exception) -> str:
     return str(error).split(": ", 1)[-1] if str(error) else type(error).__name__
 
 
+@contextmanager
+def _decoder_messages(path: str | PathLike[str]) -> Iterator[None]:
+    """Inside the block, what C decoders write to the process's stderr (libmpg123's warnings
+    about a truncated MP3 or an odd ID3 tag, which libsndfile does not silence) is logged at
+    INFO level for ``path`` instead (``ser --verbose`` shows it). Other threads' stderr output
+    during the block is caught with it."""
+    with _stderr_lock, tempfile.TemporaryFile() as captured:
+        sys.stderr.flush()
+        saved = os.dup(2)
+        os.dup2(captured.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            captured.seek(0)
+            text = " ".join(captured.read().decode(errors="replace").split())
+            if text:
+                _log.info("%s: the decoder says: %s", path, text)
+
+
 def _too_long(seconds: float, limit_seconds: float) -> str:
     return (
         f"too long: {seconds:.0f} s, the limit is {limit_seconds:.0f} s "
@@ -233,6 +263,7 @@ def _open(file_path: Path, path: str | PathLike[str]) -> Iterator[_Source]:
 
     with ExitStack() as stack:
         try:
+            stack.enter_context(_decoder_messages(path))
             source = _soundfile_source(stack.enter_context(soundfile.SoundFile(file_path)), file_path)
         except soundfile.LibsndfileError as error:
             try:
@@ -418,6 +449,8 @@ def load(
                 blocks.append(block)
     if n_frames == 0:
         raise AudioError("no audio samples (header only)", path)
+    if n_frames < MIN_DURATION_SECONDS * source_rate:  # resampling might leave no sample at all
+        raise AudioError(f"too short: {n_frames / source_rate:.3f} s, at least {MIN_DURATION_SECONDS} s is needed", path)
     signal = np.concatenate(blocks)
     signal = resample(signal, source_rate, sample_rate).astype(np.float32, copy=False)
     check_signal(signal, sample_rate, path)

@@ -9,6 +9,8 @@ column. Labels share one vocabulary (:data:`RAVDESS_EMOTIONS`' names). Class set
 
 from __future__ import annotations
 
+import logging
+import os
 import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from os import PathLike
@@ -35,6 +37,7 @@ __all__ = [
     "read_corpus",
     "read_corpora",
     "select_classes",
+    "audio_formats",
     "find_audio_files",
 ]
 
@@ -72,38 +75,51 @@ EMOTION_SETS: dict[str, tuple[str, ...]] = {
 _RAVDESS_NAME = re.compile(r"^(\d\d)-(\d\d)-(\d\d)-(\d\d)-(\d\d)-(\d\d)-(\d\d)$")
 _CREMA_D_NAME = re.compile(r"^(\d{4})_([A-Z]{3})_(ANG|DIS|FEA|HAP|NEU|SAD)_([A-Z]{2})$")
 _VOCAL_CHANNELS = {"01": "speech", "02": "song"}
+_log = logging.getLogger(__name__)
 _INTENSITIES = {"01": "normal", "02": "strong"}
+
+
+def audio_formats() -> str:
+    """The file endings read from folders, for messages: ``.aif, .aiff, .flac, ...``."""
+    return ", ".join(sorted(AUDIO_EXTENSIONS))
 
 
 def find_audio_files(paths: Iterable[str | PathLike[str]]) -> list[Path]:
     """Expand folders recursively into their audio files (sorted); files are kept as given.
 
     A file named explicitly is kept whatever its ending, so that a bad file gets an error row
-    instead of vanishing. Symbolic links to folders are not followed (no loops).
+    instead of vanishing. Symbolic links to folders are followed; a folder already read (a
+    link back to a folder above it, a loop, or a second link to the same folder) is skipped
+    with a warning naming the link.
     """
     found: list[Path] = []
     for entry in map(Path, paths):
         if entry.is_dir():
-            found.extend(
-                sorted(
-                    path
-                    for path in entry.rglob("*")
-                    if path.suffix.lower() in AUDIO_EXTENSIONS and not _inside_linked_dir(path, entry)
-                )
-            )
+            found.extend(sorted(_audio_files_under(entry)))
         else:
             found.append(entry)
     return found
 
 
-def _inside_linked_dir(path: Path, root: Path) -> bool:
-    """True when a folder between ``root`` and ``path`` is a symbolic link."""
-    parent = path.parent
-    while parent != root and parent != parent.parent:
-        if parent.is_symlink():
-            return True
-        parent = parent.parent
-    return False
+def _audio_files_under(root: Path) -> Iterator[Path]:
+    """The paths with an audio ending below ``root``, each real folder read once (by its first
+    name in sorted order)."""
+    visited = {os.path.realpath(root)}
+    for folder, subfolders, files in os.walk(root, followlinks=True):
+        kept = []
+        for name in sorted(subfolders):
+            path = os.path.join(folder, name)
+            real = os.path.realpath(path)
+            if real not in visited:
+                visited.add(real)
+                kept.append(name)
+            elif os.path.commonpath([real, os.path.realpath(folder)]) == real:
+                _log.warning("%s: skipped, a link back to %s above it (a loop)", path, real)
+            else:
+                _log.warning("%s: skipped, the same folder as %s, already read", path, real)
+        subfolders[:] = kept
+        # a folder named like audio is listed too: its row then says it is a folder
+        yield from (Path(folder, name) for name in [*kept, *files] if Path(name).suffix.lower() in AUDIO_EXTENSIONS)
 
 
 def parse_ravdess_name(path: str | PathLike[str]) -> dict[str, object]:
@@ -143,7 +159,7 @@ def _read_named(
     """The audio files under ``root`` whose names match ``pattern``, with ``parse``'s metadata."""
     rows = [{"path": str(path), **parse(path)} for path in find_audio_files([root]) if pattern.match(path.stem)]
     if not rows:
-        raise CorpusError(f"no {kind} audio files found", root)
+        raise CorpusError(f"no {kind} audio files ({audio_formats()}) found", root)
     return _as_table(rows)
 
 
@@ -181,7 +197,7 @@ def read_label_folders(root: str | PathLike[str]) -> pd.DataFrame:
         speaker = parts[1] if len(parts) > 2 else "unknown"
         rows.append({"path": str(path), "label": parts[0], "speaker": speaker})
     if not rows:
-        raise CorpusError("no audio files in label folders (expected ROOT/<label>/*.wav)", root)
+        raise CorpusError(f"no audio files in label folders (expected ROOT/<label>/ holding {audio_formats()} files)", root)
     return _as_table(rows)
 
 

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from os import PathLike
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -176,6 +176,7 @@ def evaluate(
     corpora: Sequence[str] | None = None,
     augmented: Sequence[pd.DataFrame] = (),
     augmentation: str = "",
+    n_jobs: int | None = 1,
 ) -> Evaluation:
     """Cross-validate a pipeline under a protocol.
 
@@ -206,58 +207,46 @@ def evaluate(
         never see a copy.
     augmentation : str
         What made ``augmented`` (e.g. ``"speed, 2 copies"``), for the reports.
+    n_jobs : int, optional
+        Folds fitted at once, each in a worker process (``-1``: all cores). Every fold runs on
+        one BLAS thread whatever ``n_jobs``, so the scores do not depend on it. With
+        ``progress``, a bar on stderr counts finished folds and estimates the time left.
     """
-    from sklearn.base import clone
-
-    from .calibration import calibration_groups
-    from .features.augmented import with_copies
-    from .models import build_pipeline, fit_pipeline
-    from .normalization import standardize_per_speaker
+    from .parallel import resolve_jobs
 
     if speaker_norm and batch_norm:
         raise SERError("choose one normalization: per speaker or per batch")
     label_array = np.asarray(labels, dtype=str)
     speaker_array = np.asarray(speakers, dtype=str)
     corpus_array = np.asarray(corpora if corpora is not None else ["corpus"] * len(label_array), dtype=str)
-    norm_groups = speaker_array if speaker_norm else corpus_array if batch_norm else None
+    data = _FoldData(
+        features, label_array, speaker_array, corpus_array, list(augmented), classifier, protocol, seed,
+        speaker_array if speaker_norm else corpus_array if batch_norm else None, speaker_norm,
+    )
     name = classifier if isinstance(classifier, str) else type(classifier).__name__
     classes = sorted(set(label_array))
-    y_pred = np.empty(len(label_array), dtype=object)
-    fold_of = np.empty(len(label_array), dtype=int)
-    probabilities = np.zeros((len(label_array), len(classes)))
-    fold_speakers, fold_corpora = [], []
     splits = _splits(protocol, label_array, speaker_array, corpus_array, n_splits, seed)
     n_splits = len(splits)
+    workers = min(resolve_jobs(n_jobs), n_splits)
+    if workers > 1:
+        from joblib import Parallel, delayed
+
+        pool = Parallel(n_jobs=workers, return_as="generator_unordered")
+        results = pool(delayed(_fit_fold)(data, fold, train, test, n_splits) for fold, (train, test) in enumerate(splits))
+    else:
+        results = (_fit_fold(data, fold, train, test, n_splits) for fold, (train, test) in enumerate(splits))
     if progress:
         from tqdm.auto import tqdm
 
-        splits = tqdm(splits, desc=f"{protocol} folds", unit="fold", leave=False)
-    for fold, (train_index, test_index) in enumerate(splits):
-        rows = with_copies(
-            features.iloc[train_index],
-            label_array[train_index],
-            speaker_array[train_index],
-            [copies.iloc[train_index] for copies in augmented],
-        )
-        train_part, test_part = rows.features, features.iloc[test_index]
-        if norm_groups is not None:
-            train_groups = speaker_array[train_index] if speaker_norm else norm_groups[train_index][rows.sources]
-            train_part = standardize_per_speaker(train_part, rows.speakers if speaker_norm else train_groups)
-            test_part = standardize_per_speaker(test_part, norm_groups[test_index])
-        # Calibration folds inside the training part are grouped as the protocol's folds are.
-        groups = calibration_groups(speaker_array[train_index] if protocol != "random" else None, rows.sources)
-        pipeline = build_pipeline(classifier, seed=seed) if isinstance(classifier, str) else clone(classifier)
-        try:
-            fit_pipeline(pipeline, train_part, rows.labels, groups)
-        except ValueError as error:  # e.g. a class too rare in this fold's training part
-            raise SERError(f"fold {fold + 1} of {n_splits}: cannot fit {name!r} ({error})") from None
-        fold_probabilities = _probabilities(pipeline, test_part)
-        columns = [classes.index(str(label)) for label in pipeline.classes_]
+        results = tqdm(results, total=n_splits, desc=f"{protocol} folds", unit="fold", leave=False)
+    probabilities = np.zeros((len(label_array), len(classes)))
+    fold_of = np.empty(len(label_array), dtype=int)
+    for fold, fitted_classes, fold_probabilities in results:
+        test_index = splits[fold][1]
+        columns = [classes.index(str(label)) for label in fitted_classes]
         probabilities[np.ix_(test_index, columns)] = fold_probabilities / fold_probabilities.sum(axis=1, keepdims=True)
-        y_pred[test_index] = np.asarray(classes)[probabilities[test_index].argmax(axis=1)]
         fold_of[test_index] = fold
-        fold_speakers.append(sorted(set(speaker_array[test_index])))
-        fold_corpora.append(", ".join(sorted(set(corpus_array[test_index]))))
+    y_pred = np.asarray(classes)[probabilities.argmax(axis=1)]
     return Evaluation(
         protocol=protocol,
         classifier=name,
@@ -267,13 +256,64 @@ def evaluate(
         y_true=label_array,
         y_pred=y_pred.astype(str),
         fold_of=fold_of,
-        fold_speakers=fold_speakers if protocol == "speaker" else [],
+        fold_speakers=[sorted(set(speaker_array[test])) for _, test in splits] if protocol == "speaker" else [],
         probabilities=probabilities,
         speaker_norm=speaker_norm,
         augmentation=augmentation,
         batch_norm=batch_norm,
-        fold_corpora=fold_corpora,
+        fold_corpora=[", ".join(sorted(set(corpus_array[test]))) for _, test in splits],
     )
+
+
+class _FoldData(NamedTuple):
+    """What every fold of one :func:`evaluate` call is fitted from (sent once to each worker)."""
+
+    features: pd.DataFrame
+    labels: np.ndarray
+    speakers: np.ndarray
+    corpora: np.ndarray
+    augmented: list[pd.DataFrame]
+    classifier: Any
+    protocol: str
+    seed: int
+    norm_groups: np.ndarray | None
+    speaker_norm: bool
+
+
+def _fit_fold(
+    data: _FoldData, fold: int, train_index: np.ndarray, test_index: np.ndarray, n_splits: int
+) -> tuple[int, np.ndarray, np.ndarray]:
+    """Fit one fold's training part and return ``(fold, classes_, test probabilities)``."""
+    from sklearn.base import clone
+    from threadpoolctl import threadpool_limits
+
+    from .calibration import calibration_groups
+    from .features.augmented import with_copies
+    from .models import build_pipeline, fit_pipeline
+    from .normalization import standardize_per_speaker
+
+    rows = with_copies(
+        data.features.iloc[train_index],
+        data.labels[train_index],
+        data.speakers[train_index],
+        [copies.iloc[train_index] for copies in data.augmented],
+    )
+    train_part, test_part = rows.features, data.features.iloc[test_index]
+    if data.norm_groups is not None:
+        train_groups = rows.speakers if data.speaker_norm else data.norm_groups[train_index][rows.sources]
+        train_part = standardize_per_speaker(train_part, train_groups)
+        test_part = standardize_per_speaker(test_part, data.norm_groups[test_index])
+    # Calibration folds inside the training part are grouped as the protocol's folds are.
+    groups = calibration_groups(data.speakers[train_index] if data.protocol != "random" else None, rows.sources)
+    classifier = data.classifier
+    pipeline = build_pipeline(classifier, seed=data.seed) if isinstance(classifier, str) else clone(classifier)
+    name = classifier if isinstance(classifier, str) else type(classifier).__name__
+    with threadpool_limits(limits=1):  # the same rounding in a worker and in this process
+        try:
+            fit_pipeline(pipeline, train_part, rows.labels, groups)
+        except ValueError as error:  # e.g. a class too rare in this fold's training part
+            raise SERError(f"fold {fold + 1} of {n_splits}: cannot fit {name!r} ({error})") from None
+        return fold, np.asarray(pipeline.classes_), _probabilities(pipeline, test_part)
 
 
 def _probabilities(fitted: Any, features: pd.DataFrame) -> np.ndarray:

@@ -355,7 +355,10 @@ def train(
     from .calibration import calibration_groups
 
     groups = calibration_groups(None if speakers is None else speaker_array, rows.sources)
-    pipeline = fit_pipeline(build_pipeline(classifier, seed=seed), table, rows.labels, groups)
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1):  # as evaluation's folds: faster on few cores, the same rounding everywhere
+        pipeline = fit_pipeline(build_pipeline(classifier, seed=seed), table, rows.labels, groups)
     base_card = {
         "name": classifier,
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),

@@ -17,6 +17,8 @@ from os import PathLike
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
+import numpy as np
+
 from .atomic import atomic_output
 from .errors import SERError
 
@@ -49,13 +51,22 @@ def _clean(value: Any) -> Any:
     return value
 
 
+def _csv_cell(value: Any) -> Any:
+    """A CSV cell: missing values empty, booleans ``true``/``false`` as in JSON (numpy's too)."""
+    if value is None:
+        return ""
+    if isinstance(value, (bool, np.bool_)):
+        return "true" if value else "false"
+    return value
+
+
 def _write_stream(rows: Iterable[dict[str, Any]], columns: Sequence[str], fmt: str, stream: IO[str]) -> int:
     count = 0
     if fmt == "csv":
         writer = csv.DictWriter(stream, fieldnames=list(columns), lineterminator="\n", quoting=csv.QUOTE_MINIMAL)
         writer.writeheader()
         for row in rows:
-            writer.writerow({key: "" if row.get(key) is None else row.get(key) for key in columns})
+            writer.writerow({key: _csv_cell(row.get(key)) for key in columns})
             stream.flush()
             count += 1
     elif fmt == "jsonl":

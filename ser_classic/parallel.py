@@ -71,26 +71,22 @@ def helper_process(warm_up: Callable[[], object], *, n_jobs: int | None, n_items
     two processes or more, ``n_items`` (at least one) are too few for a pool, the backend is
     local, and forking is safe: on Linux, from a process running no other thread. Otherwise
     the block changes nothing. Stop signals (Ctrl-C, SIGTERM, SIGHUP) are left to this process,
-    which ends the helper on leaving the block. ``warm_up`` must be picklable; its result and
+    which ends the helper on leaving the block (or by dying: the helper ends with it). ``warm_up`` must be picklable; its result and
     its exceptions are dropped.
     """
-    import sys
-    import threading
-
     if not (
         n_items >= 1
         and resolve_jobs(n_jobs) >= 2
         and _local_workers(n_jobs, n_items) == 1
         and _dask_client.get() is None
-        and sys.platform == "linux"
-        and threading.active_count() == 1
+        and _fork_is_safe()
     ):
         yield
         return
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
-    helper = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("fork"), initializer=leave_stop_signals_to_parent)
+    helper = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("fork"), initializer=_start_forked_worker)
     helper.submit(_warm_up_for_good, warm_up)  # forks the helper now
     token = _helper.set(helper)
     finished = False
@@ -213,17 +209,21 @@ def ordered_map(
     n_jobs: int | None = 1,
     progress: bool = False,
     description: str = "",
+    warm_up: Callable[[], object] | None = None,
     **kwargs: Any,
 ) -> Iterator[Result]:
     """Yield ``function(item, **kwargs)`` for each item, in order.
 
-    Locally, ``n_jobs`` worker processes (never more than items) run the calls in a joblib
-    (loky) pool, in chunks; one worker means no pool: the calls run in this process (in the
-    helper inside :func:`helper_process`). A negative ``n_jobs`` (``-1``: all cores) asks for
+    Locally, ``n_jobs`` worker processes (never more than items) run the calls in chunks; one
+    worker means no pool: the calls run in this process (in the helper inside
+    :func:`helper_process`). Where forking is safe (Linux, no other thread in this process)
+    the workers are forked from this process after it has called ``warm_up`` (imports,
+    compiled code, caches), so they start ready and share what it built; elsewhere a joblib
+    (loky) pool starts fresh interpreters. A negative ``n_jobs`` (``-1``: all cores) asks for
     as many workers as pay off: at most one per :data:`MIN_ITEMS_PER_WORKER` items. Inside
     :func:`parallel_backend` ``("dask")`` the calls run on the dask cluster instead. Local
-    workers leave stop signals to this process (see :mod:`ser_classic.interruption`), whose
-    pool ends them. A progress bar on stderr counts finished items when ``progress`` is true.
+    workers leave stop signals to this process (see :mod:`ser_classic.interruption`), which
+    ends them. A progress bar on stderr counts finished items when ``progress`` is true.
     ``function`` and ``kwargs`` must be picklable for a pool, a helper or a cluster.
     """
     client = _dask_client.get()
@@ -237,6 +237,10 @@ def ordered_map(
             results = helper.map(partial(function, **kwargs), items)
         elif workers == 1:
             results = (function(item, **kwargs) for item in items)
+        elif _fork_is_safe():
+            if warm_up is not None:
+                warm_up()
+            results = _forked_map(partial(function, **kwargs), items, workers)
         else:
             from joblib import Parallel, delayed
 
@@ -248,6 +252,74 @@ def ordered_map(
 
         results = tqdm(results, total=len(items), desc=description, unit="file", leave=False)
     yield from results
+
+
+def _fork_is_safe() -> bool:
+    """Forking copies only the calling thread: safe on Linux when no other Python thread runs."""
+    import sys
+    import threading
+
+    return sys.platform == "linux" and threading.active_count() == 1
+
+
+#: prctl(2) option: the signal a process gets when its parent thread ends.
+_PR_SET_PDEATHSIG = 1
+#: Chunks a forked pool has in flight per worker: enough to keep it busy while results are read.
+_CHUNKS_IN_FLIGHT = 2
+#: Most items per chunk: a chunk's results arrive together, and the last chunks set the tail.
+_MAX_CHUNK = 8
+
+
+def _forked_map(call: Callable[[Item], Result], items: Sequence[Item], workers: int) -> Iterator[Result]:
+    """``call(item)`` for each item, in order, on ``workers`` processes forked from this one.
+
+    Chunks of up to :data:`_MAX_CHUNK` items, at most :data:`_CHUNKS_IN_FLIGHT` per worker at
+    a time, so memory holds a few chunks whatever the number of items. When the caller stops
+    reading (an error, a stop signal), the chunks not started are dropped and the workers end
+    after the ones they hold.
+    """
+    import multiprocessing
+    from collections import deque
+    from concurrent.futures import ProcessPoolExecutor
+
+    size = max(1, min(_MAX_CHUNK, -(-len(items) // (workers * 16))))
+    chunks = (items[start : start + size] for start in range(0, len(items), size))
+    pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"), initializer=_start_forked_worker)
+    finished = False
+    try:
+        pending = deque(pool.submit(_call_chunk, call, chunk) for chunk in _take(chunks, workers * _CHUNKS_IN_FLIGHT))
+        while pending:
+            done = pending.popleft().result()
+            pending.extend(pool.submit(_call_chunk, call, chunk) for chunk in _take(chunks, 1))
+            yield from done
+        finished = True
+    finally:
+        pool.shutdown(wait=finished, cancel_futures=not finished)
+
+
+def _take(iterator: Iterator[Item], count: int) -> list[Item]:
+    from itertools import islice
+
+    return list(islice(iterator, count))
+
+
+def _call_chunk(call: Callable[[Item], Result], chunk: Sequence[Item]) -> list[Result]:
+    return [call(item) for item in chunk]
+
+
+def _start_forked_worker() -> None:
+    """In a forked worker: leave stop signals to the parent, and end when it ends (Linux's
+    parent-death signal), even when it is killed outright and cannot end its workers."""
+    import ctypes
+    import os
+    import signal
+
+    parent = os.getppid()
+    leave_stop_signals_to_parent()
+    ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    if os.getppid() != parent:  # the parent died before the signal was asked for
+        os._exit(128 + signal.SIGTERM)
+
 
 
 def _start_resource_tracker() -> None:

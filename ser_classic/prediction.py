@@ -16,8 +16,7 @@ import numpy as np
 from .atomic import leftover_temporary
 from .corpus import find_audio_files
 from .errors import NoSpeechError, SERError
-from .features.config import FeatureConfig
-from .features.extractor import extract_vector
+from .features.extractor import warm_up
 from .model_file import ModelFile
 from .outputs import RESUMABLE_FORMATS, read_rows
 from .parallel import helper_process
@@ -84,7 +83,7 @@ def predict_files(
     targets = found if normalized else [path for path in found if str(path) not in skip]
     # cached vectors need no warm-up: then nothing would be gained while the model loads
     helper = (
-        helper_process(partial(_warm_up, model.feature_config), n_jobs=n_jobs, n_items=len(targets))
+        helper_process(partial(warm_up, model.feature_config), n_jobs=n_jobs, n_items=len(targets))
         if isinstance(model, ModelFile) and cache_dir is None
         else nullcontext()
     )
@@ -116,13 +115,6 @@ def speech_check(values: np.ndarray | SERError, voiced_column: int, path: str) -
         f"{MIN_VOICED_FRACTION:.0%} are needed): silence, hum or noise is not classified",
         path,
     )
-
-
-def _warm_up(config: FeatureConfig) -> None:
-    """Extract the features of half a second of a synthetic tone, discarding them: the imports
-    and compiled code that the extraction of the first file would otherwise wait for."""
-    seconds = np.arange(config.sample_rate // 2) / config.sample_rate
-    extract_vector((0.1 * np.sin(2 * np.pi * 220.0 * seconds)).astype(np.float32), config)
 
 
 def speaker_of(path: str | PathLike[str], speakers: Mapping[str, str]) -> str:

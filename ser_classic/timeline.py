@@ -27,6 +27,7 @@ probabilities: silence is never given an emotion.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from functools import partial
 from itertools import islice
 from os import PathLike
 from pathlib import Path
@@ -51,7 +52,9 @@ __all__ = [
     "segments",
     "smooth_probabilities",
     "speech_regions",
+    "speech_shares",
     "timeline",
+    "timeline_colours",
     "timeline_columns",
     "window_bounds",
 ]
@@ -315,8 +318,10 @@ def _classify_windows(
 ) -> np.ndarray:
     """Probabilities ``(n_windows, n_classes)`` of the windows, features computed in batches
     (of enough windows for ``n_jobs`` workers; a batch holds a few hundred kB per window)."""
+    from .features.extractor import warm_up
     from .parallel import MIN_ITEMS_PER_WORKER, ordered_map, resolve_jobs
 
+    warm = partial(warm_up, model.feature_config)  # each batch's workers are forked from this warm process
     workers = resolve_jobs(n_jobs)
     batch_size = _BATCH_WINDOWS if workers == 1 else max(_BATCH_WINDOWS, MIN_ITEMS_PER_WORKER) * workers
     bar = None
@@ -330,7 +335,7 @@ def _classify_windows(
             batch = list(islice(signals, batch_size))
             if not batch:
                 break
-            vectors = list(ordered_map(_window_features, batch, n_jobs=n_jobs, config=model.feature_config))
+            vectors = list(ordered_map(_window_features, batch, n_jobs=n_jobs, warm_up=warm, config=model.feature_config))
             table = pd.DataFrame(np.vstack(vectors), columns=model.feature_names)
             if not np.all(np.isfinite(table.to_numpy())):
                 raise AudioError("features are not finite for a window of the recording")
@@ -537,7 +542,41 @@ def segments(frame: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=columns)
 
 
+def speech_shares(frame: pd.DataFrame) -> pd.Series:
+    """Share of the speech time each emotion holds in a timeline, largest first.
+
+    Time is shared between overlapping windows as :func:`segments` shares it; non-speech
+    time does not count. Empty when the timeline holds no speech.
+
+    Returns
+    -------
+    pandas.Series
+        Emotion -> share of the speech time (summing to 1), in decreasing order.
+    """
+    merged = segments(frame)
+    speech = merged[merged["emotion"] != NON_SPEECH]
+    seconds = (speech["end"] - speech["start"]).groupby(speech["emotion"]).sum()
+    if seconds.sum() <= 0:
+        return pd.Series(dtype=float, name="share")
+    return (seconds / seconds.sum()).sort_values(ascending=False, kind="stable").rename("share")
+
+
 # ----------------------------------------------------------------------------- plot
+#: Colour of non-speech in timeline plots: a light grey that no class gets.
+NON_SPEECH_COLOUR = (0.85, 0.85, 0.85, 1.0)
+#: The tab10 colours classes take in turn: all but its grey (index 7), which non-speech's resembles.
+_CLASS_COLOURS = (0, 1, 2, 3, 4, 5, 6, 8, 9)
+
+
+def timeline_colours(classes: Iterable[str]) -> dict[str, tuple[float, float, float, float]]:
+    """Class -> RGBA colour of :func:`plot_timeline` (tab10 without its grey), and :data:`NON_SPEECH`'s."""
+    from matplotlib import colormaps
+
+    palette = colormaps["tab10"]
+    colours = {label: palette(_CLASS_COLOURS[i % len(_CLASS_COLOURS)]) for i, label in enumerate(classes)}
+    return {**colours, NON_SPEECH: NON_SPEECH_COLOUR}
+
+
 def plot_timeline(
     frame: pd.DataFrame,
     path: str | PathLike[str],
@@ -551,16 +590,13 @@ def plot_timeline(
     speech regions underneath. Written atomically; no display needed, and no pyplot state is
     touched (a :class:`matplotlib.figure.Figure` renders itself with Agg).
     """
-    from matplotlib import colormaps
     from matplotlib.figure import Figure
     from matplotlib.patches import Patch
 
     from .atomic import atomic_output
 
     classes = [column[2:] for column in frame.columns if column.startswith("p_")]
-    palette = colormaps["tab10"]
-    colours = {label: palette(i % 10) for i, label in enumerate(classes)}
-    colours[NON_SPEECH] = (0.85, 0.85, 0.85, 1.0)
+    colours = timeline_colours(classes)
     duration = float(frame["end"].max()) if len(frame) else 0.0
 
     figure = Figure(figsize=(12, 5.2), layout="constrained")

@@ -46,6 +46,7 @@ BAD_CASES: dict[str, str | None] = {
     "unreadable": "permission denied",
     "silence": "digital silence",
     "clip_10ms": "too short",
+    "one_sample": "too short",
     "clip_300ms": None,
     "dc_offset": None,
     "clipped": None,
@@ -62,6 +63,7 @@ BAD_CASES: dict[str, str | None] = {
     "float_inf": "NaN or infinite",
     "float_huge": "implausible level",
     "mp3": None,
+    "truncated_mp3": None,
     "ogg_vorbis": None,
     "ogg_opus": None,
     "m4a_aac": None,
@@ -179,6 +181,7 @@ def write_bad_files(folder: str | os.PathLike[str], speech: tuple[np.ndarray, in
 
     wav("silence", "silence.wav", np.zeros(rate), subtype="PCM_16")
     wav("clip_10ms", "clip_10ms.wav", _loudest_part(signal, rate, 0.01), subtype="PCM_16")
+    wav("one_sample", "one_sample.wav", signal[np.argmax(np.abs(signal))][np.newaxis], subtype="PCM_16")
     wav("clip_300ms", "clip_300ms.wav", _loudest_part(signal, rate, 0.3), subtype="PCM_16")
     wav("dc_offset", "dc_offset.wav", 0.3 * signal + 0.5, subtype="PCM_16")
     wav("clipped", "clipped.wav", np.clip(20 * signal, -1.0, 1.0), subtype="PCM_16")
@@ -201,6 +204,7 @@ def write_bad_files(folder: str | os.PathLike[str], speech: tuple[np.ndarray, in
     wav("float_inf", "float_inf.wav", poisoned, subtype="FLOAT")
     wav("float_huge", "float_int32_values.wav", np.round(signal * 2**31), subtype="FLOAT")
     wav("mp3", "speech.mp3", signal, format="MP3", subtype="MPEG_LAYER_III")
+    _truncate(wav("truncated_mp3", "truncated.mp3", signal, format="MP3", subtype="MPEG_LAYER_III"), 0.5)
     wav("ogg_vorbis", "speech.ogg", signal, format="OGG", subtype="VORBIS")
     wav("ogg_opus", "speech.opus", soxr.resample(signal, rate, 48000), 48000, format="OGG", subtype="OPUS")
     paths["m4a_aac"] = write_encoded(root / "memo.m4a", signal, rate, "aac", bit_rate=96000)

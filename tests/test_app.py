@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 import time
@@ -44,9 +45,15 @@ def cli_rows(clips: list[Path], tmp_path_factory: pytest.TempPathFactory) -> dic
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory):
+def server_log(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where the served demo's stdout and stderr go."""
+    return tmp_path_factory.mktemp("server") / "demo.log"
+
+
+@pytest.fixture(scope="module")
+def server(server_log: Path):
     port = free_port()
-    log = tmp_path_factory.mktemp("server") / "demo.log"
+    log = server_log
     command = [
         sys.executable, "app_gradio.py", "--port", str(port),
         "--max-seconds", str(MAX_SECONDS), "--max-megabytes", str(MAX_MEGABYTES), "--concurrency", "2",
@@ -241,6 +248,12 @@ def test_server_listens_on_loopback_only(server: tuple[str, subprocess.Popen]) -
     assert listening and {c.laddr.ip for c in listening} == {"127.0.0.1"}
 
 
+def test_the_served_demo_names_its_own_share_option_not_gradios(server: tuple[str, subprocess.Popen], server_log: Path) -> None:
+    log = server_log.read_text()
+    assert server[0] in log and "--share" in log
+    assert "share=True" not in log and "launch()" not in log
+
+
 # ----------------------------------------------------------------------------- the handler itself
 @pytest.mark.parametrize(
     ("case", "reason"),
@@ -295,6 +308,37 @@ def test_long_recording_gets_an_emotion_timeline_chart_and_short_one_does_not(ac
     assert short.waveform is not None and short.f0 is not None
 
 
+def test_a_long_recording_is_headed_by_its_share_of_speech_per_emotion_then_the_whole_clip_label(
+    actor_01: Path, small_model_path: Path, tmp_path: Path
+) -> None:
+    """Three clips of changing emotion: the headline is the timeline's summary, not a label
+    that mixes the three; the whole-clip label comes second, named as such."""
+    from app_gradio import analyze
+    from ser_classic.models import card_path
+
+    models = tmp_path / "models"
+    models.mkdir()
+    for source in (small_model_path, card_path(small_model_path)):
+        shutil.copy(source, models / source.name)
+    sources = [actor_01 / f"03-01-{emotion}-02-01-01-01.flac" for emotion in ("05", "04", "03")]
+    long_file = tmp_path / "three clips.wav"
+    write_concatenation(sources, long_file)
+    analysis = analyze(long_file, small_model_path.stem, models_dir=models)
+    assert analysis.error == "" and analysis.timeline is not None
+    shares = analysis.result["speech_shares"]
+    assert sum(shares.values()) == pytest.approx(1.0, abs=1e-3) and list(shares.values()) == sorted(shares.values(), reverse=True)
+    headline, rest = analysis.summary.split("\n", 1)
+    first = next(iter(shares))
+    assert headline.startswith(f"## {first} {shares[first]:.0%} of the speech")
+    assert all(f"{emotion} {share:.0%}" in headline for emotion, share in shares.items())
+    assert f"Whole clip as one label: **{analysis.result['emotion']}**" in rest
+
+    short_file = tmp_path / "one clip.wav"
+    write_concatenation(sources[:1], short_file)
+    short = analyze(short_file, small_model_path.stem, models_dir=models)
+    assert short.summary.startswith(f"## {short.result['emotion']}\n") and "speech_shares" not in short.result
+
+
 def test_model_picker_lists_the_bundled_default_first(tmp_path: Path) -> None:
     from app_gradio import available_models
     from ser_classic.models import DEFAULT_MODEL_PATH
@@ -335,6 +379,7 @@ def test_model_tab_shows_the_card_and_its_confusion_matrix_when_the_card_has_one
     text, picture = model_view("plain", tmp_path)
     assert picture is None and "no confusion matrix" in text
     assert all(label in text for label in card["classes"]) and "#### Features" in text
+    assert f"**Augmentation**: {card['training'].get('augmentation', 'none')}" in text
     text, picture = model_view("matrix", tmp_path)
     assert picture is not None and picture.size[0] > 200
     assert model_view("missing", tmp_path)[0].startswith("### Error")

@@ -273,3 +273,24 @@ def test_without_the_ffmpeg_extra_an_m4a_gets_an_error_naming_the_extra(tmp_path
     monkeypatch.setitem(sys.modules, "av", None)  # import av now raises ImportError
     with pytest.raises(AudioError, match=r"memo\.m4a: \.m4a files need FFmpeg's decoders: pip install 'ser-classic\[ffmpeg\]'"):
         load(clip)
+
+
+def test_a_truncated_mp3_is_read_without_the_decoders_message_on_stderr(
+    angry_clip: Path, tmp_path: Path, capfd: pytest.CaptureFixture, caplog: pytest.LogCaptureFixture
+) -> None:
+    """libmpg123 writes "Xing stream size off ..." to the process's stderr; it goes to the log."""
+    signal, rate = soundfile.read(angry_clip, dtype="float32")
+    mp3 = tmp_path / "truncated.mp3"
+    soundfile.write(mp3, signal, rate, format="MP3")
+    mp3.write_bytes(mp3.read_bytes()[: mp3.stat().st_size // 2])
+    with caplog.at_level("INFO", logger="ser_classic.audio"):
+        assert load(mp3).size > 0
+    assert capfd.readouterr().err == ""
+    assert any(str(mp3) in record.getMessage() and "decoder says" in record.getMessage() for record in caplog.records)
+
+
+def test_a_one_sample_file_is_too_short_not_empty(tmp_path: Path) -> None:
+    path = tmp_path / "one_sample.wav"
+    soundfile.write(path, np.array([0.5]), 48000, subtype="PCM_16")
+    with pytest.raises(AudioError, match="too short: 0.000 s"):
+        load(path)

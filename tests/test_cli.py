@@ -161,8 +161,8 @@ def test_train_writes_model_and_card_that_predict_uses(trained_model: tuple[Resu
 
 def test_train_with_cross_validation_puts_scores_on_the_card(three_actors: Path, feature_cache_dir: Path, tmp_path: Path) -> None:
     out = tmp_path / "cv.joblib"
-    result = ser("train", three_actors, "--out", out, "--classes", "angry,sad", "--cv-folds", "3",
-                 "--jobs", "1", "--cache-dir", feature_cache_dir)
+    result = ser("train", three_actors, "--out", out, "--classes", "angry,sad", "--cv-folds", "3", "--random-split",
+                 "--classifier", "svm", "--jobs", "1", "--cache-dir", feature_cache_dir)
     assert result.exit_code == 0, result.stderr
     card = read_card(out)
     assert card["classifier"] == "svm"
@@ -174,6 +174,22 @@ def test_train_with_cross_validation_puts_scores_on_the_card(three_actors: Path,
         assert np.sum(scores["confusion_matrix"]) == 24
         assert f"{protocol:>8}: accuracy {scores['mean']['accuracy']:.3f}" in result.stdout
     assert Model.load(out).classes == ["angry", "sad"]
+
+
+def test_train_without_options_builds_the_bundled_configuration_scored_by_speaker_only(
+    ravdess_root: Path, feature_cache_dir: Path, tmp_path: Path
+) -> None:
+    """The ensemble's MLP holds out a tenth of its training part: six actors' angry and sad clips."""
+    table = read_corpus(ravdess_root)
+    chosen = table[table["label"].isin(["angry", "sad"]) & (table["actor"] <= 6)]
+    chosen[["path", "label", "speaker"]].to_csv(tmp_path / "six-actors.csv", index=False)
+    out = tmp_path / "default.joblib"
+    result = ser("train", tmp_path / "six-actors.csv", "--out", out, "--cv-folds", "3", "--jobs", "2", "--cache-dir", feature_cache_dir)
+    assert result.exit_code == 0, result.stderr
+    card = read_card(out)
+    assert card["classifier"] == "ensemble" and card["training"]["augmentation"] == "none"
+    assert set(card["evaluation"]) == {"speaker"} and card["evaluation"]["speaker"]["n_splits"] == 3
+    assert "speaker folds" in result.stderr  # the folds' progress bar
 
 
 def test_train_with_speed_augmentation_records_it_and_trains_on_the_copies(three_actors: Path, feature_cache_dir: Path, tmp_path: Path) -> None:

@@ -18,6 +18,7 @@ from ser_classic.corpus import (
     read_manifest,
     select_classes,
 )
+from ser_classic.audio import AUDIO_EXTENSIONS
 from ser_classic.errors import CorpusError
 
 RAVDESS_LABELS = ["angry", "calm", "disgust", "fearful", "happy", "neutral", "sad", "surprised"]
@@ -122,8 +123,9 @@ def test_label_folders_give_label_and_speaker(tmp_path: Path) -> None:
 
 def test_empty_label_folders_raise_corpus_error(tmp_path: Path) -> None:
     (tmp_path / "happy").mkdir()
-    with pytest.raises(CorpusError, match="no audio files"):
+    with pytest.raises(CorpusError, match="no audio files") as caught:
         read_corpus(tmp_path, kind="folders")
+    assert all(ending in str(caught.value) for ending in AUDIO_EXTENSIONS), "the message lists every format read"
 
 
 def test_manifest_paths_are_resolved_from_its_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -178,3 +180,23 @@ def test_folder_search_finds_phone_and_video_recordings(tmp_path: Path) -> None:
         (tmp_path / name).write_bytes(b"\0")  # only the ending counts when searching
     (tmp_path / "cover.jpg").write_bytes(b"\0")
     assert find_audio_files([tmp_path]) == sorted(tmp_path / name for name in names)
+
+
+def test_find_audio_files_follows_a_linked_folder_once_and_names_a_loop(
+    actor_01: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A folder holding a link to a link of an actor's folder (no copy), a second link to the
+    same folder, and a link back to itself: the actor's clips are found once, under the first
+    link's name, and the loop is named in a warning."""
+    batch = tmp_path / "batch"
+    batch.mkdir()
+    (tmp_path / "actor link").symlink_to(actor_01, target_is_directory=True)
+    (batch / "a actor").symlink_to(tmp_path / "actor link", target_is_directory=True)
+    (batch / "b same actor").symlink_to(actor_01, target_is_directory=True)
+    (batch / "loop").symlink_to(batch, target_is_directory=True)
+    with caplog.at_level("WARNING", logger="ser_classic.corpus"):
+        found = find_audio_files([batch])
+    assert found == [batch / "a actor" / path.name for path in sorted(actor_01.glob("*.flac"))]
+    messages = [record.getMessage() for record in caplog.records]
+    assert any(str(batch / "loop") in message and "loop" in message for message in messages)
+    assert any(str(batch / "b same actor") in message and "already read" in message for message in messages)

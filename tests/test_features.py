@@ -163,6 +163,22 @@ def test_feature_names_are_unique_stable_and_well_formed() -> None:
     assert [name for name in names if not pattern.match(name)] == []
 
 
+def test_the_readme_feature_table_groups_features_as_model_cards_count_them() -> None:
+    """The README's table and the demo's Model tab (``feature_group_sizes``) show one grouping."""
+    from ser_classic.model_card import feature_group_sizes
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    rows = re.findall(r"^\| ([a-z ]+?)(?: \((\d+)\))?(?:, voiced frames)? \|.*\| (\d+) \|$", readme, flags=re.MULTILINE)
+    counted: dict[str, int] = {}
+    stated: dict[str, int] = {}
+    for group, size, dims in rows:
+        counted[group] = counted.get(group, 0) + int(dims)
+        if size:
+            stated[group] = int(size)
+    expected = feature_group_sizes(feature_names())
+    assert counted == expected and stated == expected
+
+
 def test_feature_names_follow_the_config() -> None:
     names = feature_names(FeatureConfig(n_mfcc=13))
     assert "mfcc_13_p90" in names and "mfcc_14_mean" not in names

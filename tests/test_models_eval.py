@@ -240,6 +240,15 @@ def test_random_protocol_is_reproducible_and_seeded(small: tuple[pd.DataFrame, n
     assert not np.array_equal(other.fold_of, first.fold_of)
 
 
+def test_folds_fitted_in_parallel_give_the_same_predictions(corpus: pd.DataFrame, features: pd.DataFrame) -> None:
+    arguments = (features, corpus["label"], corpus["speaker"])
+    serial = evaluate(*arguments, classifier="mlp", n_splits=6, n_jobs=1)
+    parallel = evaluate(*arguments, classifier="mlp", n_splits=6, n_jobs=2)
+    assert_array_equal(parallel.fold_of, serial.fold_of)
+    assert_array_equal(parallel.probabilities, serial.probabilities)
+    assert parallel.fold_speakers == serial.fold_speakers
+
+
 # --- reports --------------------------------------------------------------------------------
 
 

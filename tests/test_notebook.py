@@ -37,3 +37,5 @@ def test_feature_tour_runs_and_shows_distributions_and_a_confusion_matrix(
     printed = "".join(output.get("text", "") for output in outputs if output.output_type == "stream")
     assert "the names are feature_names(): True" in printed
     assert "accuracy on speaker Actor_03" in printed
+    warned = "".join(output.get("text", "") for output in outputs if output.output_type == "stream" and output.name == "stderr")
+    assert "Warning" not in warned, warned

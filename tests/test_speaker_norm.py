@@ -159,7 +159,7 @@ def test_train_and_predict_with_speaker_norm_round_trip(
     model_path = tmp_path / "m.joblib"
     common = ["--cache-dir", feature_cache_dir, "--jobs", 1]
 
-    _invoke("train", tmp_path / "train", "--out", model_path, "--classifier", "logreg", "--cv-folds", 2, "--speaker-norm", *common)
+    _invoke("train", tmp_path / "train", "--out", model_path, "--classifier", "logreg", "--cv-folds", 2, "--random-split", "--speaker-norm", *common)
     card = json.loads(model_path.with_name("m.card.json").read_text())
     assert card["speaker_norm"] is True and Model.load(model_path).speaker_norm
     assert set(card["evaluation"]) == {"speaker", "random"}

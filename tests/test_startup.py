@@ -12,6 +12,7 @@ import pickle
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import librosa
@@ -134,6 +135,64 @@ def test_helper_process_runs_a_few_calls_in_order_in_one_forked_process(n_jobs: 
     result = subprocess.run([sys.executable, "-c", HELPER_RUN, str(n_jobs), "5"], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.split() == ["True", f"[{in_this_process}]"]
+
+
+POOL_RUN = """
+import os, sys
+from ser_classic.parallel import ordered_map
+
+warmed = []
+
+def item_pid_warmed(item):
+    return item, os.getpid(), bool(warmed)
+
+results = list(ordered_map(item_pid_warmed, list(range(100)), n_jobs=2, warm_up=lambda: warmed.append(True)))
+pids = {pid for _, pid, _ in results}
+print([item for item, _, _ in results] == list(range(100)), os.getpid() not in pids, len(pids), all(w for _, _, w in results))
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="workers are forked on Linux only")
+def test_a_local_pool_is_forked_after_the_warm_up_and_keeps_the_input_order() -> None:
+    """Workers start as copies of this process once it is warm: what the warm-up built is theirs."""
+    result = subprocess.run([sys.executable, "-c", POOL_RUN], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.split() == ["True", "True", "2", "True"]
+
+
+POOL_KILLED = """
+import multiprocessing, os, signal, time
+from ser_classic.parallel import ordered_map
+
+def slow(item):
+    time.sleep(0.05)
+    return item
+
+results = ordered_map(slow, list(range(400)), n_jobs=2)
+next(results)
+print(" ".join(str(child.pid) for child in multiprocessing.active_children()), flush=True)
+os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="workers are forked on Linux only")
+def test_forked_workers_end_when_their_parent_is_killed_outright() -> None:
+    import psutil
+
+    result = subprocess.run([sys.executable, "-c", POOL_KILLED], capture_output=True, text=True, timeout=120)
+    workers = [int(pid) for pid in result.stdout.split()]
+    assert result.returncode == -9 and len(workers) == 2
+
+    def running(pid: int) -> bool:
+        try:
+            return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+        except psutil.NoSuchProcess:
+            return False
+
+    deadline = time.monotonic() + 10
+    while any(map(running, workers)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not any(map(running, workers))
 
 
 HELPER_GC = """

@@ -257,6 +257,18 @@ def test_plot_is_a_png_with_waveform_or_regions(frame: pd.DataFrame, recording: 
         assert image[..., :3].std() > 0.1  # not a blank canvas
 
 
+def test_every_class_of_eight_and_non_speech_get_clearly_different_colours() -> None:
+    from ser_classic.corpus import EMOTION_SETS
+    from ser_classic.timeline import timeline_colours
+
+    colours = timeline_colours(EMOTION_SETS["ravdess8"])
+    rgb = np.array([colour[:3] for colour in colours.values()])
+    distances = np.linalg.norm(rgb[:, None, :] - rgb[None, :, :], axis=2)
+    assert len(colours) == 9 and distances[~np.eye(len(rgb), dtype=bool)].min() > 0.2
+    chroma = rgb.max(axis=1) - rgb.min(axis=1)
+    assert chroma[-1] == 0 and chroma[:-1].min() > 0.2, "grey is non-speech's alone"
+
+
 # --------------------------------------------------------------------------- command line
 def test_cli_writes_csv_jsonl_and_a_png(recording: dict, model_file: Path, frame: pd.DataFrame, tmp_path: Path) -> None:
     runner = CliRunner()
@@ -270,6 +282,7 @@ def test_cli_writes_csv_jsonl_and_a_png(recording: dict, model_file: Path, frame
     assert (written["emotion"] == frame["emotion"]).all()
     np.testing.assert_allclose(written["start"], frame["start"], atol=5e-4)
     assert written.loc[~written["speech"], "p_angry"].isna().all()
+    assert {line.split(",")[2] for line in csv_path.read_text().splitlines()[1:]} == {"true", "false"}  # as in JSON
     assert png_path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
     result = runner.invoke(app, [*arguments, "--segments", "--format", "jsonl", "--output", str(jsonl_path)])

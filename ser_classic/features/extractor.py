@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import functools
+import logging
+import threading
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -31,7 +33,12 @@ from .stats import COEFFICIENT_STATISTICS, DYNAMICS_STATISTICS, FRAME_STATISTICS
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["FEATURE_GROUPS", "feature_names", "extract_features"]
+__all__ = ["FEATURE_GROUPS", "feature_names", "extract_features", "warm_up"]
+
+_log = logging.getLogger(__name__)
+#: A warm-up slower than this (seconds, imports done) is compiling librosa's numba kernels: a
+#: first run, or a cache numba cannot keep (cached, the extraction of the tone takes ~0.1 s).
+COMPILING_AFTER_SECONDS = 4.0
 
 #: Feature group -> the tracks it holds, for documentation and model cards.
 FEATURE_GROUPS: dict[str, tuple[str, ...]] = {
@@ -69,9 +76,14 @@ def _layout(config: FeatureConfig) -> list[tuple[str, int | None, tuple[str, ...
 
 def feature_names(config: FeatureConfig | None = None) -> list[str]:
     """The ordered feature names for ``config``, e.g. ``zcr_mean``, ``mfcc_03_p90``, ``f0_p50``."""
-    config = config or FeatureConfig()
+    return list(_names(config or FeatureConfig()))
+
+
+@functools.lru_cache(maxsize=8)
+def _names(config: FeatureConfig) -> tuple[str, ...]:
+    """The names, built once per config: a batch asks for them for every file it classifies."""
     names = [name for track, rows, stats in _layout(config) for name in summary_names(track, rows, stats)]
-    return names + list(PITCH_NAMES)
+    return (*names, *PITCH_NAMES)
 
 
 @functools.cache
@@ -147,6 +159,30 @@ def extract_features(
     if not np.all(np.isfinite(values)):
         raise AudioError("features are not finite for this signal")
     return pd.Series(values, index=feature_names(config), name="features")
+
+
+def warm_up(config: FeatureConfig) -> None:
+    """Extract the features of half a second of a synthetic tone, discarding them: the imports,
+    compiled code and filter banks that the first file would otherwise wait for.
+
+    librosa compiles its numba kernels once into numba's cache (``__pycache__`` beside
+    librosa, or ``NUMBA_CACHE_DIR``); a run that finds the cache empty spends ~15 s on it, and
+    says so in a one-line warning once :data:`COMPILING_AFTER_SECONDS` have passed.
+    """
+    import librosa.feature  # noqa: F401  (what the extractor uses, imported before the clock starts)
+    import librosa.filters  # noqa: F401
+
+    _blas_threads()
+    seconds = np.arange(config.sample_rate // 2) / config.sample_rate
+    tone = (0.1 * np.sin(2 * np.pi * 220.0 * seconds)).astype(np.float32)
+    message = "first run: compiling librosa's numba kernels into numba's cache (once; about 15 s)"
+    notice = threading.Timer(COMPILING_AFTER_SECONDS, _log.warning, [message])
+    notice.start()
+    try:
+        extract_vector(tone, config)
+    finally:
+        notice.cancel()
+        notice.join()
 
 
 def _extract_path(path: str, config: FeatureConfig, cache: FeatureCache | None) -> np.ndarray | SERError:

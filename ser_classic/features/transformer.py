@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Iterator, Sequence
+from functools import partial
 from os import PathLike
 from pathlib import Path
 from typing import Literal
@@ -20,7 +21,7 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from ..errors import SERError
 from .cache import FeatureCache
 from .config import FeatureConfig
-from .extractor import _extract_path, extract_features, feature_names
+from .extractor import _extract_path, extract_features, feature_names, warm_up
 
 _log = logging.getLogger(__name__)
 
@@ -138,6 +139,8 @@ class FeatureExtractor(TransformerMixin, BaseEstimator):
             n_jobs=self.n_jobs if n_jobs is None else n_jobs,
             progress=progress,
             description="features",
+            # workers forked after a warm-up start ready; with a cache, files may need no extraction
+            warm_up=partial(warm_up, config) if cache is None else None,
         )
         yield from zip(path_list, results)
 
