@@ -1,10 +1,8 @@
-"""Writing a benchmark's results into its marked section of the README."""
+"""Writing a benchmark's results into its marked section of a results page (docs/)."""
 
 from __future__ import annotations
 
 from pathlib import Path
-
-README = Path(__file__).resolve().parents[1] / "README.md"
 
 
 def write_section(output: Path, name: str, text: str) -> None:

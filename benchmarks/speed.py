@@ -17,7 +17,7 @@ folder (wall time, clips/s, peak resident memory of the process tree and of its 
 process). The Markdown tables and issues 7's and 14's targets go to stdout and between the
 ``<!-- speed:begin -->`` / ``<!-- speed:end -->`` markers of ``--output``, with this command.
 
-    python benchmarks/speed.py                                  # the README numbers (~3 min)
+    python benchmarks/speed.py                                  # the numbers of docs/speed.md (~3 min)
     python benchmarks/speed.py --skip-opensmile --skip-dask --repeat 1
 
 The load average is printed with the numbers: other work on the machine slows every row.
@@ -40,7 +40,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from readme_section import README, write_section
+from readme_section import write_section
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = Path(os.environ.get("SER_DATA_DIR", PROJECT_ROOT.parent / "shared" / "data")) / "ravdess"
@@ -257,33 +257,34 @@ def scaling_table(local: list[Timing], dask: list[Timing]) -> str:
     return "\n".join(out)
 
 
+def _verdict(ok: bool) -> str:
+    return "holds" if ok else "**does not hold**"
+
+
 def acceptance(two_workers: Timing, reference: Timing, egemaps: Timing | None, run: CommandRun | None) -> list[str]:
     """Issue 7's targets against this run's numbers."""
-    def verdict(ok: bool) -> str:
-        return "holds" if ok else "**does not hold**"
-
     rate = two_workers.clips_per_second
     lines = [
-        f"- >= 100 clips/s on 2 cores: {rate:.0f} clips/s, {verdict(rate >= 100)}",
+        f"- >= 100 clips/s on 2 cores: {rate:.0f} clips/s, {_verdict(rate >= 100)}",
         f"- >= 40x the reference-style code: {rate / reference.clips_per_second:.0f}x, "
-        f"{verdict(rate >= 40 * reference.clips_per_second)}",
+        f"{_verdict(rate >= 40 * reference.clips_per_second)}",
     ]
     if egemaps is not None:
         ratio = rate / egemaps.clips_per_second
-        lines.append(f"- >= 5x openSMILE eGeMAPS: {ratio:.1f}x, {verdict(ratio >= 5)}")
+        lines.append(f"- >= 5x openSMILE eGeMAPS: {ratio:.1f}x, {_verdict(ratio >= 5)}")
     if run is not None:
         same_layout = run.all_default.tree_rss_mb / run.few_two_jobs.tree_rss_mb
         largest = run.all_default.largest_rss_mb / run.few_default.largest_rss_mb
         lines += [
-            f"- `ser --help` <= 0.5 s: {run.help_seconds:.2f} s (median of 5), {verdict(run.help_seconds <= 0.5)}",
+            f"- `ser --help` <= 0.5 s: {run.help_seconds:.2f} s (median of 5), {_verdict(run.help_seconds <= 0.5)}",
             f"- one-clip `ser predict` <= 2 s, new process: {run.one_clip_seconds:.2f} s (median of 5), "
-            f"{verdict(run.one_clip_seconds <= 2)}",
+            f"{_verdict(run.one_clip_seconds <= 2)}",
             f"- peak RSS of `ser predict` over {run.folder.clips} clips within 1.5x of {run.few_clips} clips, "
             f"same two workers (process tree; `--jobs 2` for the {run.few_clips}): "
             f"{run.all_default.tree_rss_mb:.0f} MB vs {run.few_two_jobs.tree_rss_mb:.0f} MB ({same_layout:.2f}x), "
-            f"{verdict(same_layout <= 1.5)}; largest single process with the default `--jobs -1`: "
+            f"{_verdict(same_layout <= 1.5)}; largest single process with the default `--jobs -1`: "
             f"{run.all_default.largest_rss_mb:.0f} MB vs {run.few_default.largest_rss_mb:.0f} MB ({largest:.2f}x), "
-            f"{verdict(largest <= 1.5)}. With `--jobs -1` the {run.few_clips} clips run in one process "
+            f"{_verdict(largest <= 1.5)}. With `--jobs -1` the {run.few_clips} clips run in one process "
             f"({run.few_default.tree_rss_mb:.0f} MB) and the {run.folder.clips} in three "
             f"({run.all_default.tree_rss_mb:.0f} MB in all): memory follows the number of workers, not of files",
         ]
@@ -292,23 +293,20 @@ def acceptance(two_workers: Timing, reference: Timing, egemaps: Timing | None, r
 
 def command_acceptance(run: CommandRun, reference: Timing, egemaps: Timing | None) -> list[str]:
     """Issue 14's targets: the commands end to end, a new process each, start-up included."""
-    def verdict(ok: bool) -> str:
-        return "holds" if ok else "**does not hold**"
-
     rate = run.features.clips_per_second
     lines = [
         f"- `ser features` on {run.features.clips} clips no cache has seen, 2 workers, >= 60 clips/s end to end: "
-        f"{rate:.1f} clips/s ({run.features.seconds:.2f} s), {verdict(rate >= 60)}",
+        f"{rate:.1f} clips/s ({run.features.seconds:.2f} s), {_verdict(rate >= 60)}",
         f"- the same >= 30x the reference-style code: {rate / reference.clips_per_second:.0f}x, "
-        f"{verdict(rate >= 30 * reference.clips_per_second)}",
+        f"{_verdict(rate >= 30 * reference.clips_per_second)}",
     ]
     if egemaps is not None:
         ratio = rate / egemaps.clips_per_second
-        lines.append(f"- the same >= 3x openSMILE eGeMAPS: {ratio:.1f}x, {verdict(ratio >= 3)}")
+        lines.append(f"- the same >= 3x openSMILE eGeMAPS: {ratio:.2f}x, {_verdict(ratio >= 3)}")
     folder = run.folder.clips_per_second
     lines.append(
         f"- `ser predict` over the {run.folder.clips} clips >= 100 clips/s end to end: {folder:.1f} clips/s "
-        f"({run.folder.seconds:.1f} s), {verdict(folder >= 100)}"
+        f"({run.folder.seconds:.1f} s), {_verdict(folder >= 100)}"
     )
     return lines
 
@@ -324,7 +322,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--skip-opensmile", action="store_true")
     parser.add_argument("--skip-dask", action="store_true")
     parser.add_argument("--skip-command", action="store_true", help="Skip the `ser` child-process runs.")
-    parser.add_argument("--output", type=Path, default=README, help="File whose speed section is rewritten.")
+    parser.add_argument("--output", type=Path, default=Path(__file__).resolve().parents[1] / "docs" / "speed.md", help="File whose speed section is rewritten.")
     parser.add_argument("--model", type=Path, default=None, help="Model of the `ser predict` runs (default: the bundled one).")
     args = parser.parse_args(argv)
     command = shlex.join(["python", "benchmarks/speed.py", *(sys.argv[1:] if argv is None else argv)])

@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 
 __all__ = ["ARTIFACT_FORMAT", "BUNDLED_MODELS", "DEFAULT_MODEL_PATH", "ModelFile", "card_path", "read_card", "resolve_model"]
 
-#: The bundled models by name, each rebuilt by the command in the README: ``default`` knows the
+#: The bundled models by name, each rebuilt by the command in docs/results.md: ``default`` knows the
 #: 6 emotions of both training corpora (RAVDESS and CREMA-D); ``ravdess8`` all 8 of RAVDESS,
 #: calm and surprised included, from RAVDESS alone.
 BUNDLED_MODELS = {

@@ -36,7 +36,7 @@ MIN_ITEMS_PER_WORKER = 80
 #: dask's nannies start workers with ``MALLOC_TRIM_THRESHOLD_=65536``, which also fixes glibc's
 #: mmap threshold: every array above 128 kB is then mapped and unmapped anew, and extraction
 #: runs at half speed (all system time). Unset (``None``) for the LocalCluster started here;
-#: see the README's speed section for workers started by hand.
+#: see docs/speed.md for workers started by hand.
 _MALLOC_TRIM_SETTING = "distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_"
 
 _dask_client: ContextVar[Any] = ContextVar("ser_classic_dask_client", default=None)

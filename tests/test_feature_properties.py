@@ -1,6 +1,6 @@
 """Properties of the feature extractor over generated signals (hypothesis).
 
-Policy checked here (and stated in the README's Robustness section): any finite signal of at
+Policy checked here (and stated in docs/robustness.md): any finite signal of at
 least ``MIN_DURATION_SECONDS``, at any rate from 8 to 96 kHz, whose mono mix peaks at most at
 ``MAX_PEAK_AMPLITUDE``, gives a vector with the extractor's names and only finite values.
 Everything else raises ``AudioError``: empty, shorter than the minimum, all zeros (also when

@@ -164,10 +164,11 @@ def test_feature_names_are_unique_stable_and_well_formed() -> None:
 
 
 def test_the_readme_feature_table_groups_features_as_model_cards_count_them() -> None:
-    """The README's table and the demo's Model tab (``feature_group_sizes``) show one grouping."""
+    """The documented table (docs/features.md) and the demo's Model tab (``feature_group_sizes``)
+    show one grouping."""
     from ser_classic.model_card import feature_group_sizes
 
-    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    readme = (Path(__file__).resolve().parents[1] / "docs" / "features.md").read_text(encoding="utf-8")
     rows = re.findall(r"^\| ([a-z ]+?)(?: \((\d+)\))?(?:, voiced frames)? \|.*\| (\d+) \|$", readme, flags=re.MULTILINE)
     counted: dict[str, int] = {}
     stated: dict[str, int] = {}

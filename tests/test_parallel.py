@@ -34,7 +34,7 @@ def clips(ravdess_root: Path) -> list[Path]:
 def scheduler_address() -> Iterator[str]:
     """Address of a running 2-worker cluster (processes, one thread each, loopback only).
 
-    Its nannies get the dask setting that the README's speed section asks for on hand-started
+    Its nannies get the dask setting that docs/speed.md asks for on hand-started
     workers; with dask's default they would also export MALLOC_TRIM_THRESHOLD_ into this
     process's environment, and so into every process it starts later.
     """
