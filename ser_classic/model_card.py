@@ -35,14 +35,10 @@ def feature_groups(names: Sequence[str]) -> dict[str, str]:
     is ``mfcc_delta``, not ``mfcc``); names matching no track are in the group ``"other"``.
     """
     from .features import FEATURE_GROUPS
+    from .features.descriptions import track_of
 
     group_of = {track: group for group, tracks in FEATURE_GROUPS.items() for track in tracks}
-    tracks_longest_first = sorted(group_of, key=len, reverse=True)
-    found = {}
-    for name in names:
-        track = next((t for t in tracks_longest_first if name == t or name.startswith(t + "_")), None)
-        found[name] = "other" if track is None else group_of[track]
-    return found
+    return {name: group_of.get(track_of(name), "other") for name in names}
 
 
 def feature_group_sizes(names: Sequence[str]) -> dict[str, int]:

@@ -170,9 +170,13 @@ class ModelFile:
         speaker_norm, batch_norm = bool(artifact.get("speaker_norm", False)), bool(artifact.get("batch_norm", False))
         if (speaker_norm, batch_norm) != (self.speaker_norm, self.batch_norm):
             raise ModelError("artifact and model card disagree on normalization", self.path)
+        if ("explanation_reference" in artifact) != ("explanation" in self.card):
+            raise ModelError("artifact and model card disagree on explanation reference data", self.path)
+        from .explanation import ExplanationReference
         from .models import Model
 
+        stored = artifact.get("explanation_reference")
         return Model(
             pipeline=artifact["pipeline"], feature_config=self.feature_config, card=self.card, speaker_norm=speaker_norm,
-            batch_norm=batch_norm,
+            batch_norm=batch_norm, reference=None if stored is None else ExplanationReference.from_dict(stored),
         )

@@ -24,6 +24,7 @@ from sklearn.preprocessing import LabelEncoder
 
 from .atomic import atomic_output
 from .errors import ModelError
+from .explanation import ExplanationReference, explanation_reference
 from .features.cache import file_sha256
 from .features.config import FeatureConfig
 from .features.extractor import feature_names
@@ -195,6 +196,9 @@ class Model:
     batch_norm : bool
         Features are standardized per batch (each training corpus by its own clips; at
         prediction time the files of one run together): predictions then need many clips at once.
+    reference : ExplanationReference or None
+        Training-data statistics that explanations need (:mod:`ser_classic.explanation`);
+        ``None`` in a model trained before explanations existed.
     """
 
     pipeline: Pipeline
@@ -202,6 +206,7 @@ class Model:
     card: dict[str, Any] = field(default_factory=dict)
     speaker_norm: bool = False
     batch_norm: bool = False
+    reference: ExplanationReference | None = None
 
     @property
     def classes(self) -> list[str]:
@@ -227,13 +232,24 @@ class Model:
             from .normalization import standardize_per_speaker
 
             table = standardize_per_speaker(table, speakers)
-        with warnings.catch_warnings():
-            # The columns were just selected by name, in the training order; scikit-learn's own
-            # name check, repeated by every step of the pipeline, costs more than classifying.
-            warnings.filterwarnings("ignore", "X does not have valid feature names", UserWarning)
-            values = self.pipeline.predict_proba(table.to_numpy(dtype=np.float64))
-        values = values / values.sum(axis=1, keepdims=True)
+        values = self.input_probabilities(table.to_numpy(dtype=np.float64))
         return pd.DataFrame(values, index=features.index, columns=self.classes)
+
+    def input_probabilities(self, inputs: np.ndarray) -> np.ndarray:
+        """Class probabilities (rows sum to 1, columns as :attr:`classes`) of rows as the pipeline
+        takes them: features in :attr:`feature_names` order, already standardized per speaker
+        (or batch) for a model that needs it.
+
+        Parameters
+        ----------
+        inputs : np.ndarray [shape=(n_rows, n_features)]
+        """
+        with warnings.catch_warnings():
+            # The columns are in the training order; scikit-learn's own name check, repeated
+            # by every step of the pipeline, costs more than classifying.
+            warnings.filterwarnings("ignore", "X does not have valid feature names", UserWarning)
+            values = self.pipeline.predict_proba(inputs)
+        return values / values.sum(axis=1, keepdims=True)
 
     def save(self, path: str | PathLike[str]) -> Path:
         """Write the joblib artifact and its card (with the artifact's SHA-256); returns the card path."""
@@ -250,6 +266,8 @@ class Model:
             "speaker_norm": self.speaker_norm,
             "batch_norm": self.batch_norm,
         }
+        if self.reference is not None:
+            artifact["explanation_reference"] = self.reference.to_dict()
         with atomic_output(target) as stream:
             joblib.dump(artifact, stream, compress=3)
         card = {
@@ -262,6 +280,9 @@ class Model:
             "batch_norm": self.batch_norm,
             "artifact": {"file": target.name, "format": ARTIFACT_FORMAT, "sha256": file_sha256(target)},
         }
+        card.pop("explanation", None)
+        if self.reference is not None:
+            card["explanation"] = self.reference.card_entry()
         self.card = card
         text = json.dumps(card, indent=2, default=_json_default) + "\n"
         with atomic_output(card_path(target), "w") as stream:
@@ -375,7 +396,10 @@ def train(
     }
     merged = {**base_card, **(card or {})}
     merged["training"] = {**base_card["training"], **(card or {}).get("training", {})}
-    return Model(pipeline=pipeline, feature_config=config, card=merged, speaker_norm=speaker_norm, batch_norm=batch_norm)
+    reference = explanation_reference(table.to_numpy(dtype=np.float64)[: len(labels_array)], labels_array, seed=seed)
+    return Model(
+        pipeline=pipeline, feature_config=config, card=merged, speaker_norm=speaker_norm, batch_norm=batch_norm, reference=reference
+    )
 
 
 def _json_default(value: Any) -> Any:

@@ -1,4 +1,5 @@
-"""Pictures of one recording for people: waveform, mel spectrogram and F0 contour.
+"""Pictures of one recording for people: waveform, mel spectrogram, F0 contour, and why the
+model gave it its emotion (:func:`explanation_figure`).
 
 :func:`signal_tracks` computes what the pictures show with the feature extractor's own
 functions (one STFT, the same pitch tracker, voicing rule and trimming), so a picture shows
@@ -20,7 +21,9 @@ from .features.config import FeatureConfig
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-__all__ = ["SignalTracks", "signal_tracks", "waveform_figure", "mel_spectrogram_figure", "f0_figure"]
+    from .explanation import Explanation
+
+__all__ = ["SignalTracks", "signal_tracks", "waveform_figure", "mel_spectrogram_figure", "f0_figure", "explanation_figure"]
 
 #: Width and height (inches) of every signal picture; they stack in a column on one page.
 FIGURE_SIZE = (10.0, 2.5)
@@ -183,4 +186,23 @@ def f0_figure(tracks: SignalTracks) -> Figure:
     axes.set_xlabel("time (s)")
     axes.set_ylabel("F0 (Hz)")
     axes.set_title(title, fontsize=10)
+    return figure
+
+
+def explanation_figure(explanation: Explanation) -> Figure:
+    """Horizontal bars: how much each feature group moved the predicted emotion's probability
+    (:attr:`~ser_classic.explanation.Explanation.groups`), the largest at the top."""
+    from matplotlib.figure import Figure
+
+    groups = list(explanation.groups)[::-1]
+    values = np.array([explanation.groups[group] for group in groups])
+    height = 0.25 * len(groups) + 1.0  # inches: a bar each, and room for the title and axis label
+    figure = Figure(figsize=(FIGURE_SIZE[0], height), dpi=100)
+    axes = figure.add_axes((0.22, 0.7 / height, 0.74, 1 - 1.1 / height))
+    axes.barh(groups, values, color=np.where(values >= 0, "#c0392b", "#3b6ea8"))
+    axes.axvline(0.0, color="grey", linewidth=0.8)
+    emotion = explanation.emotion
+    axes.set_xlabel(f"change of p({emotion}) from {explanation.baseline:.2f}, the average reference clip")
+    axes.set_title(f"Why {emotion} ({explanation.probability:.2f}): feature groups", fontsize=10)
+    axes.tick_params(axis="y", labelsize=9)
     return figure

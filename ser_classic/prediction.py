@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 from functools import partial
 from os import PathLike
 from pathlib import Path
@@ -26,7 +26,16 @@ if TYPE_CHECKING:
 
     from .models import Model
 
-__all__ = ["NO_SPEECH", "MIN_VOICED_FRACTION", "prediction_columns", "predict_files", "resumable_rows", "speaker_of", "speech_check"]
+__all__ = [
+    "NO_SPEECH",
+    "MIN_VOICED_FRACTION",
+    "model_and_vectors",
+    "prediction_columns",
+    "predict_files",
+    "resumable_rows",
+    "speaker_of",
+    "speech_check",
+]
 
 #: The group of every file of a run, for a model with per-batch normalization.
 BATCH = "the files of this run"
@@ -81,9 +90,33 @@ def predict_files(
     # skipped files still count in their speaker's statistics, as in the run that wrote their rows
     normalized = model.speaker_norm or model.batch_norm
     targets = found if normalized else [path for path in found if str(path) not in skip]
+    with model_and_vectors(targets, model, n_jobs=n_jobs, progress=progress, cache_dir=cache_dir) as (loaded, results):
+        if normalized:
+            groups = {str(path): BATCH for path in found} if loaded.batch_norm else speakers or {}
+            rows = _classify_by_speaker(found, results, loaded, groups)
+            yield from (row for row in rows if row["path"] not in skip)
+        else:
+            yield from (_classify(path, values, loaded) for path, values in results)
+
+
+@contextmanager
+def model_and_vectors(
+    paths: Sequence[str | PathLike[str]],
+    model: Model | ModelFile,
+    *,
+    n_jobs: int | None = 1,
+    progress: bool = False,
+    cache_dir: str | PathLike[str] | None = None,
+) -> Iterator[tuple[Model, Iterator[tuple[str, np.ndarray | SERError]]]]:
+    """The loaded model and, lazily and in order, each file's feature vector or the error naming
+    it (:func:`speech_check` applied): what classifying or explaining files starts from.
+
+    Given a :class:`~ser_classic.model_file.ModelFile`, the model loads while a helper process
+    prepares the extraction (see :func:`predict_files`); the vectors must be consumed inside the block.
+    """
     # cached vectors need no warm-up: then nothing would be gained while the model loads
     helper = (
-        helper_process(partial(warm_up, model.feature_config), n_jobs=n_jobs, n_items=len(targets))
+        helper_process(partial(warm_up, model.feature_config), n_jobs=n_jobs, n_items=len(paths))
         if isinstance(model, ModelFile) and cache_dir is None
         else nullcontext()
     )
@@ -94,15 +127,9 @@ def predict_files(
         loaded = model.load() if isinstance(model, ModelFile) else model
         extractor = FeatureExtractor(model.feature_config, cache_dir=cache_dir, n_jobs=n_jobs)
         voiced_column = loaded.feature_names.index("voiced_fraction")
-        results = (
-            (path, speech_check(values, voiced_column, path)) for path, values in extractor.iter_files(targets, progress=progress)
+        yield loaded, (
+            (path, speech_check(values, voiced_column, path)) for path, values in extractor.iter_files(paths, progress=progress)
         )
-        if normalized:
-            groups = {str(path): BATCH for path in found} if loaded.batch_norm else speakers or {}
-            rows = _classify_by_speaker(found, results, loaded, groups)
-            yield from (row for row in rows if row["path"] not in skip)
-        else:
-            yield from (_classify(path, values, loaded) for path, values in results)
 
 
 def speech_check(values: np.ndarray | SERError, voiced_column: int, path: str) -> np.ndarray | SERError:
