@@ -504,6 +504,43 @@ def timeline(
 
 
 @app.command()
+def explain(
+    clip: Annotated[Path, typer.Argument(help="An audio file (WAV, FLAC, OGG, MP3, ...).")],
+    model: Annotated[Optional[Path], typer.Option("--model", "-m", help="Model file (.joblib) or bundled model name: default (6 emotions, RAVDESS + CREMA-D; used when omitted) or ravdess8 (8 emotions, RAVDESS).")] = None,
+    output_format: Annotated[str, typer.Option("--format", "-f", help="text (a few lines) or json.")] = "text",
+    speaker_clips: Annotated[
+        Optional[list[Path]],
+        typer.Option("--speaker-clips", help="For a model trained with --speaker-norm: the speaker's other recordings (files or folders; 10 or more)."),
+    ] = None,
+    cache_dir: CacheOption = None,
+    verbose: VerboseOption = False,
+) -> None:
+    """Say why the model gives a recording its emotion, in terms a person can check.
+
+    First line: the emotion, its probability and the measurable features that raised it most,
+    each with the clip's value and its percentile among the training clips, e.g.
+    "angry (0.71): pitch range very high (11.2 semitones, 93rd percentile), ...". Then how much
+    each feature group moved the probability from its average over the model's reference clips.
+    This explains the model, not the speaker's feelings (docs/explanations.md).
+
+    Example: ser explain ../shared/data/ravdess/Actor_01/03-01-05-02-01-01-01.flac --format json
+    """
+    from .errors import SERError
+    from .explanation import explain as explain_clip
+    from .model_file import ModelFile, resolve_model
+
+    _setup_logging(verbose)
+    try:
+        if output_format not in {"text", "json"}:
+            raise SERError(f"unknown format {output_format!r}; choose text or json")
+        model_file = ModelFile.open(resolve_model(model))
+        result = explain_clip(clip, model_file, speaker_clips=speaker_clips or [], cache_dir=cache_dir, n_jobs=-1)
+    except SERError as error:
+        raise _fail(error) from None
+    typer.echo(result.to_text() if output_format == "text" else json.dumps(result.to_dict(), indent=2))
+
+
+@app.command()
 def info(
     model: Annotated[Optional[Path], typer.Argument(help="Model file (.joblib) or bundled model name: default (6 emotions, RAVDESS + CREMA-D; used when omitted) or ravdess8 (8 emotions, RAVDESS).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the whole card as JSON.")] = False,
