@@ -24,6 +24,8 @@ _EXPORTS = {
     "train": "models",
     "evaluate": "evaluation",
     "predict_files": "prediction",
+    "explain": "explanation",
+    "Explanation": "explanation",
 }
 
 __all__ = ["__version__", *_EXPORTS]
