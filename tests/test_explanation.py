@@ -10,6 +10,7 @@ import re
 import shutil
 import subprocess
 import sys
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +25,7 @@ from ser_classic.explanation import (
     explain,
     explain_features,
     explanation_markdown,
+    explanation_reference,
     group_shapley_values,
 )
 from ser_classic.features import FEATURE_GROUPS, feature_names
@@ -161,11 +163,14 @@ def test_model_file_keeps_reference_data_and_the_card_stays_small(planted: tuple
     assert len(json.dumps(card["explanation"])) < 1000
 
 
-def test_reference_sample_is_class_balanced(planted: tuple[Model, pd.DataFrame]) -> None:
-    model, _ = planted
-    probabilities = model.input_probabilities(model.reference.rows)
-    counts = np.bincount(probabilities.argmax(axis=1), minlength=3)
-    assert counts.min() >= 6, counts  # about 32 / 3 rows of each class, most classified as such
+def test_reference_sample_takes_the_classes_in_turn() -> None:
+    labels = np.array(["angry"] * 100 + ["sad"] * 20 + ["calm"] * 5)
+    inputs = np.arange(len(labels), dtype=float)[:, np.newaxis]  # a row's value is its index
+    reference = explanation_reference(inputs, labels, seed=0)
+    counts = Counter(labels[reference.rows[:, 0].astype(int)])
+    assert sum(counts.values()) == REFERENCE_CLIPS and counts["calm"] == 5 and abs(counts["angry"] - counts["sad"]) <= 1
+    assert reference.percentiles.shape == (101, 1) and reference.percentiles[50, 0] == np.median(inputs)
+    assert np.array_equal(explanation_reference(inputs, labels, seed=0).rows, reference.rows)
 
 
 def test_model_without_reference_data_says_to_retrain(planted: tuple[Model, pd.DataFrame], tmp_path: Path) -> None:
@@ -218,7 +223,7 @@ def ser_process(*args: object) -> subprocess.CompletedProcess[str]:
     """The installed ``ser`` script in a new process."""
     script = Path(sys.executable).with_name("ser")
     command = [str(script)] if script.is_file() else [shutil.which("ser") or "ser"]
-    return subprocess.run([*command, *map(str, args)], capture_output=True, text=True, timeout=120)
+    return subprocess.run([*command, *map(str, args)], check=False, capture_output=True, text=True, timeout=120)
 
 
 def test_ser_explain_prints_text_and_json(angry_clip: Path, small_model_path: Path, feature_cache_dir: Path) -> None:
