@@ -247,6 +247,25 @@ def test_ser_explain_with_an_old_model_exits_2_with_one_line(angry_clip: Path, s
     assert finished.stderr.startswith(f"ser: error: {tmp_path / 'old.joblib'}: ") and "retrain" in finished.stderr
 
 
+def test_ser_explain_with_a_per_speaker_model_needs_the_speakers_clips(
+    small_training_set: tuple[pd.DataFrame, list[str]], actor_01: Path, feature_cache_dir: Path, tmp_path: Path
+) -> None:
+    features, labels = small_training_set
+    speakers = [Path(path).parent.name for path in features.index]
+    train(features, labels, classifier="logreg", speakers=speakers, speaker_norm=True).save(tmp_path / "norm.joblib")
+    clips = sorted(actor_01.glob("03-01-0[1-5]-01-01-*.flac"))
+    folder = tmp_path / "speaker"
+    folder.mkdir()
+    for clip in clips:
+        (folder / clip.name).symlink_to(clip)
+    common = ["--model", tmp_path / "norm.joblib", "--cache-dir", feature_cache_dir, "--format", "json"]
+    alone = ser_process("explain", folder / clips[0].name, *common)
+    assert alone.returncode == 2 and "other clips of its speaker" in alone.stderr
+    together = ser_process("explain", folder / clips[0].name, "--speaker-clips", folder, *common)
+    assert together.returncode == 0, together.stderr
+    assert "speaker's own clips" in json.loads(together.stdout)["percentiles_of"]
+
+
 def test_explain_a_signal_matches_the_file(angry_clip: Path, small_model_path: Path) -> None:
     from ser_classic import audio
 
