@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ser_classic import audio
 from ser_classic.errors import AudioError, ModelError, SERError
-from ser_classic.models import DEFAULT_MODEL_PATH, Model, read_card
+from ser_classic.models import DEFAULT_MODEL_PATH, Model, load_model, read_card
 
 if TYPE_CHECKING:
     import gradio
@@ -100,7 +100,7 @@ _pyplot_lock = threading.Lock()
 @functools.lru_cache(maxsize=8)
 def _load_model(path: str, mtime_ns: int, size: int) -> Model:
     """One verified load per model file version (the key changes when the file does)."""
-    return Model.load(path)
+    return load_model(path)
 
 
 def _model(model_name: str | None, models_dir: Path) -> tuple[str, Model]:

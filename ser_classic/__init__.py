@@ -8,8 +8,6 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-__version__ = "0.1.0"
-
 _EXPORTS = {
     "SERError": "errors",
     "AudioError": "errors",
@@ -24,12 +22,17 @@ _EXPORTS = {
     "train": "models",
     "evaluate": "evaluation",
     "predict_files": "prediction",
+    "load_model": "models",
 }
 
 __all__ = ["__version__", *_EXPORTS]
 
 
 def __getattr__(name: str) -> Any:
+    if name == "__version__":  # one version, pyproject.toml's, read from the installed metadata
+        from importlib.metadata import version
+
+        return version("ser-classic")
     if name not in _EXPORTS:
         raise AttributeError(f"module 'ser_classic' has no attribute {name!r}")
     module = importlib.import_module(f".{_EXPORTS[name]}", __name__)

@@ -64,7 +64,7 @@ def predict_files(
     A bad file never stops the batch. Files whose path, as a row would name it, is in ``skip`` are left out
     (see :func:`resumable_rows`).
 
-    Given a :class:`~ser_classic.model_file.ModelFile`, the model is loaded (:meth:`ModelFile.load`,
+    Given a :class:`~ser_classic.model_file.ModelFile`, the model is loaded (:func:`~ser_classic.models.load_model`,
     whose :class:`~ser_classic.errors.ModelError` comes before the first row) while a helper
     process prepares the feature extraction, when ``n_jobs`` allows two processes and the files
     are too few for a pool (see :func:`~ser_classic.parallel.helper_process`): the start-up of
@@ -90,8 +90,9 @@ def predict_files(
     with helper:
         # scikit-learn and pandas are imported here, after the fork: the helper goes without them
         from .features.transformer import FeatureExtractor
+        from .models import load_model
 
-        loaded = model.load() if isinstance(model, ModelFile) else model
+        loaded = load_model(model) if isinstance(model, ModelFile) else model
         extractor = FeatureExtractor(model.feature_config, cache_dir=cache_dir, n_jobs=n_jobs)
         voiced_column = loaded.feature_names.index("voiced_fraction")
         results = (

@@ -15,9 +15,9 @@ import httpx
 import numpy as np
 import pytest
 import soundfile
-
 from demo_support import free_port, serve, write_concatenation
 from media import write_encoded, write_video_only
+
 from ser_classic.models import DEFAULT_MODEL_PATH
 
 #: The model served and compared with ``ser predict``: the bundled one, whatever its training.
@@ -145,7 +145,7 @@ PYAV_ENCODED = {
 def test_compressed_uploads_get_the_same_answer_as_ser_predict(
     client: Any, angry_clip: Path, tmp_path: Path, suffix: str, file_format: str
 ) -> None:
-    from ser_classic.models import Model
+    from ser_classic.models import load_model
     from ser_classic.prediction import predict_files
 
     signal, sample_rate = soundfile.read(angry_clip, dtype="float32")
@@ -156,7 +156,7 @@ def test_compressed_uploads_get_the_same_answer_as_ser_predict(
     else:
         soundfile.write(compressed, signal, sample_rate, format=file_format)
     _, result = _summary_and_result(_ask(client, compressed))
-    expected = next(predict_files([compressed], Model.load(MODEL)))
+    expected = next(predict_files([compressed], load_model(MODEL)))
     assert result["error"] == "" and result["file_info"]["format"] == file_format
     assert result["emotion"] == expected["emotion"]
     assert result["confidence"] == pytest.approx(expected["confidence"], abs=1e-9)

@@ -39,7 +39,7 @@ from typer.testing import CliRunner
 from ser_classic.cli import app
 from ser_classic.errors import AudioError
 from ser_classic.features import FeatureExtractor, feature_names
-from ser_classic.models import Model
+from ser_classic.models import Model, load_model
 from ser_classic.outputs import write_rows
 from ser_classic.prediction import predict_files, prediction_columns
 
@@ -76,7 +76,7 @@ def _expected(case: str) -> str | None:
 
 @pytest.fixture(scope="module")
 def model(small_model_path: Path) -> Model:
-    return Model.load(small_model_path)
+    return load_model(small_model_path)
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from demo_support import free_port, serve, write_concatenation
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -74,10 +73,10 @@ def _upload(page: Any, path: Path) -> None:
 
 
 def test_uploaded_clip_shows_its_emotion_in_the_browser(page: Any, angry_clip: Path, tmp_path: Path) -> None:
-    from ser_classic.models import DEFAULT_MODEL_PATH, Model
+    from ser_classic.models import DEFAULT_MODEL_PATH, load_model
     from ser_classic.prediction import predict_files
 
-    expected = next(predict_files([angry_clip], Model.load(DEFAULT_MODEL_PATH)))["emotion"]
+    expected = next(predict_files([angry_clip], load_model(DEFAULT_MODEL_PATH)))["emotion"]
     _upload(page, angry_clip)
     headline = page.locator("#summary h2")
     headline.wait_for(timeout=RESULT_TIMEOUT_MS)
@@ -153,12 +152,12 @@ def test_phone_and_video_call_recordings_are_analysed(
     import soundfile
     from media import write_encoded
 
-    from ser_classic.models import DEFAULT_MODEL_PATH, Model
+    from ser_classic.models import DEFAULT_MODEL_PATH, load_model
     from ser_classic.prediction import predict_files
 
     signal, sample_rate = soundfile.read(angry_clip, dtype="float32")
     path = write_encoded(tmp_path / name, signal, sample_rate, codec, **settings)
-    expected = next(predict_files([path], Model.load(DEFAULT_MODEL_PATH)))["emotion"]
+    expected = next(predict_files([path], load_model(DEFAULT_MODEL_PATH)))["emotion"]
     page.locator(f"{widget} input[type=file]").set_input_files(str(path))
     headline = page.locator("#summary h2")
     headline.wait_for(timeout=RESULT_TIMEOUT_MS)

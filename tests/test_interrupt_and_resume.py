@@ -31,7 +31,7 @@ from ser_classic.atomic import atomic_output, leftover_temporary, temporary_path
 from ser_classic.cli import app
 from ser_classic.errors import SERError
 from ser_classic.interruption import Stopped
-from ser_classic.models import Model
+from ser_classic.models import load_model
 from ser_classic.outputs import read_jsonl_rows, read_rows, write_rows
 from ser_classic.prediction import predict_files, prediction_columns, resumable_rows
 
@@ -234,7 +234,7 @@ def test_sigint_with_resume_keeps_complete_rows_and_a_second_resume_changes_noth
     kept = read_jsonl_rows(output)
     assert 0 < len(kept) < N_CLIPS
 
-    expected = {row["path"]: _values(row) for row in predict_files([clip_folder], Model.load(small_model_path))}
+    expected = {row["path"]: _values(row) for row in predict_files([clip_folder], load_model(small_model_path))}
     rows = _check_resume_finishes(arguments[:-1], output, kept, expected)
     again = subprocess.run([*SER, *arguments], capture_output=True, text=True, timeout=600)
     assert again.returncode == 0, again.stderr

@@ -23,7 +23,7 @@ from ser_classic.cli import app
 from ser_classic.errors import ModelError
 from ser_classic.features import EXTRACTOR_VERSION
 from ser_classic.features.cache import file_sha256
-from ser_classic.models import CLASSIFIERS, Model, card_path, read_card, train
+from ser_classic.models import CLASSIFIERS, card_path, load_model, read_card, train
 
 
 class _CreatesMarkerWhenUnpickled:
@@ -63,7 +63,7 @@ def test_saved_model_loads_and_predicts_as_trained(small_training_set, tmp_path:
     features, labels = small_training_set
     model = train(features, labels, classifier="logreg", seed=0)
     model.save(tmp_path / "m.joblib")
-    loaded = Model.load(tmp_path / "m.joblib")
+    loaded = load_model(tmp_path / "m.joblib")
     assert loaded.classes == model.classes and loaded.feature_names == model.feature_names
     np.testing.assert_array_equal(loaded.predict_proba(features).to_numpy(), model.predict_proba(features).to_numpy())
 
@@ -79,7 +79,7 @@ def test_modified_model_bytes_are_refused(model_path: Path, damage: str) -> None
         data += b"\x00"
     model_path.write_bytes(bytes(data))
     with pytest.raises(ModelError, match="SHA-256 of the file does not match its model card") as raised:
-        Model.load(model_path)
+        load_model(model_path)
     assert str(model_path) in str(raised.value)
 
 
@@ -87,7 +87,7 @@ def test_hash_mismatch_is_refused_before_unpickling(model_path: Path, tmp_path: 
     marker = tmp_path / "unpickled"
     _plant_side_effect_pickle(model_path, marker, vouch=False)
     with pytest.raises(ModelError, match="SHA-256"):
-        Model.load(model_path)
+        load_model(model_path)
     assert not marker.exists()
 
 
@@ -97,7 +97,7 @@ def test_control_a_vouched_pickle_is_executed_then_rejected(model_path: Path, tm
     marker = tmp_path / "unpickled"
     _plant_side_effect_pickle(model_path, marker, vouch=True)
     with pytest.raises(ModelError, match="not a ser-classic model artifact"):
-        Model.load(model_path)
+        load_model(model_path)
     assert marker.is_dir()
 
 
@@ -134,7 +134,7 @@ def test_incompatible_card_is_refused_before_unpickling(model_path: Path, tmp_pa
     edit(card)
     _write_card(model_path, card)
     with pytest.raises(ModelError, match=reason):
-        Model.load(model_path)
+        load_model(model_path)
     assert not marker.exists()
 
 
@@ -143,7 +143,7 @@ def test_missing_card_is_refused_before_unpickling(model_path: Path, tmp_path: P
     _plant_side_effect_pickle(model_path, marker, vouch=True)
     card_path(model_path).unlink()
     with pytest.raises(ModelError, match="model card small.card.json is missing"):
-        Model.load(model_path)
+        load_model(model_path)
     assert not marker.exists()
 
 
@@ -151,12 +151,12 @@ def test_missing_card_is_refused_before_unpickling(model_path: Path, tmp_path: P
 def test_malformed_card_is_refused_with_model_error(model_path: Path, text: str) -> None:
     card_path(model_path).write_text(text)
     with pytest.raises(ModelError):
-        Model.load(model_path)
+        load_model(model_path)
 
 
 def test_missing_model_file_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ModelError, match="no such model file"):
-        Model.load(tmp_path / "absent.joblib")
+        load_model(tmp_path / "absent.joblib")
 
 
 def test_artifact_whose_features_disagree_with_its_card_is_refused(model_path: Path) -> None:
@@ -170,7 +170,7 @@ def test_artifact_whose_features_disagree_with_its_card_is_refused(model_path: P
     card["artifact"]["sha256"] = file_sha256(model_path)
     _write_card(model_path, card)
     with pytest.raises(ModelError, match="artifact and model card disagree"):
-        Model.load(model_path)
+        load_model(model_path)
 
 
 def test_cli_refuses_a_tampered_model_in_one_line(model_path: Path, angry_clip: Path) -> None:

@@ -23,6 +23,7 @@ from typer.testing import CliRunner
 from ser_classic.cli import app
 from ser_classic.parallel import ordered_map, parallel_backend
 
+
 @pytest.fixture(scope="module")
 def clips(ravdess_root: Path) -> list[Path]:
     """20 clips of two actors, every emotion, both intensities (one of them stereo in RAVDESS)."""

@@ -18,9 +18,9 @@ from .pitch import PITCH_NAMES, f0_track, harmonicity_db, periodicity_track, pit
 from .spectral import (
     BALANCE_TRACKS,
     N_CHROMA,
-    SCALAR_TRACKS,
     N_CONTRAST_BANDS,
     N_TONNETZ,
+    SCALAR_TRACKS,
     balance_tracks,
     cepstral_tracks,
     contrast_track,
@@ -33,7 +33,7 @@ from .stats import COEFFICIENT_STATISTICS, DYNAMICS_STATISTICS, FRAME_STATISTICS
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["FEATURE_GROUPS", "feature_names", "extract_features", "warm_up"]
+__all__ = ["FEATURE_GROUPS", "extract_features", "extract_file", "extract_vector", "feature_names", "warm_up"]
 
 _log = logging.getLogger(__name__)
 #: A warm-up slower than this (seconds, imports done) is compiling librosa's numba kernels: a
@@ -185,7 +185,7 @@ def warm_up(config: FeatureConfig) -> None:
         notice.join()
 
 
-def _extract_path(path: str, config: FeatureConfig, cache: FeatureCache | None) -> np.ndarray | SERError:
+def extract_file(path: str, config: FeatureConfig, cache: FeatureCache | None) -> np.ndarray | SERError:
     """One file's vector, or the error naming it; never raises, so a batch goes on."""
     try:
         if cache is not None:
@@ -204,11 +204,3 @@ def _extract_path(path: str, config: FeatureConfig, cache: FeatureCache | None) 
     except Exception as error:  # a decoder or numeric failure must not end the batch
         return AudioError(f"feature extraction failed ({type(error).__name__}: {error})", path)
 
-
-def __getattr__(name: str) -> Any:
-    """``FeatureExtractor``, still found here by code and pickles that name this module."""
-    if name == "FeatureExtractor":
-        from .transformer import FeatureExtractor
-
-        return FeatureExtractor
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
