@@ -150,14 +150,21 @@ def build_pipeline(name: str, *, seed: int = 0) -> Pipeline:
     return Pipeline([("scale", StandardScaler()), ("classify", CLASSIFIERS[name](seed))])
 
 
-def fit_pipeline(pipeline: Pipeline, features: Any, labels: np.ndarray, groups: np.ndarray) -> Pipeline:
-    """Fit ``pipeline``; a temperature-scaled classifier gets ``groups`` (the speaker, or the
-    source clip, of each row) for its calibration folds."""
-    from .calibration import TemperatureScaled
-
-    if isinstance(pipeline, Pipeline) and isinstance(pipeline.steps[-1][1], TemperatureScaled):
-        return pipeline.fit(features, labels, classify__groups=groups)
+def fit_pipeline(pipeline: BaseEstimator, features: Any, labels: np.ndarray, groups: np.ndarray) -> BaseEstimator:
+    """Fit ``pipeline`` (any scikit-learn classifier); one whose ``fit`` takes ``groups`` (the
+    speaker, or the source clip, of each row), or a Pipeline whose last step's does, gets them,
+    e.g. for the calibration folds of a temperature-scaled classifier or an inner grouped search."""
+    if isinstance(pipeline, Pipeline) and _takes_groups(pipeline.steps[-1][1]):
+        return pipeline.fit(features, labels, **{f"{pipeline.steps[-1][0]}__groups": groups})
+    if _takes_groups(pipeline):
+        return pipeline.fit(features, labels, groups=groups)
     return pipeline.fit(features, labels)
+
+
+def _takes_groups(estimator: Any) -> bool:
+    import inspect
+
+    return "groups" in inspect.signature(estimator.fit).parameters
 
 
 def library_versions() -> dict[str, str]:
