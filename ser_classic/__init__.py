@@ -24,6 +24,7 @@ _EXPORTS = {
     "train": "models",
     "evaluate": "evaluation",
     "predict_files": "prediction",
+    "analyze_clip": "analysis",
 }
 
 __all__ = ["__version__", *_EXPORTS]
