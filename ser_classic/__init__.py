@@ -23,6 +23,7 @@ _EXPORTS = {
     "evaluate": "evaluation",
     "predict_files": "prediction",
     "load_model": "models",
+    "analyze_clip": "analysis",
 }
 
 __all__ = ["__version__", *_EXPORTS]

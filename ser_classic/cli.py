@@ -498,8 +498,14 @@ def serve_app(
     share: Annotated[bool, typer.Option(help="Also open a public gradio.live link.")] = False,
     max_seconds: Annotated[Optional[float], typer.Option(help="Longest recording accepted, in seconds (default: the demo's).")] = None,
     max_megabytes: Annotated[Optional[float], typer.Option(help="Largest upload accepted, in MB (default: the demo's).")] = None,
+    concurrency: Annotated[Optional[int], typer.Option(help="Analyses running at once; more requests wait in the queue (default: the demo's).")] = None,
+    models_dir: Annotated[
+        Optional[Path],
+        typer.Option(exists=True, file_okay=False, help="Folder of the selectable models (*.joblib); default: the bundled models."),
+    ] = None,
+    verbose: VerboseOption = False,
 ) -> None:
-    """Start the web demo: app_gradio.py of the source tree (needs Gradio, from the `app` extra).
+    """Start the web demo (needs Gradio, from the `app` extra). `python app_gradio.py` in the source tree is this command.
 
     Example: ser app --port 7860
     """
@@ -507,17 +513,13 @@ def serve_app(
 
     from .errors import SERError
 
-    script = Path(__file__).resolve().parents[1] / "app_gradio.py"
-    if not script.is_file():
-        raise _fail(SERError("the demo lives in the source tree (app_gradio.py beside the package): not found", script))
     if importlib.util.find_spec("gradio") is None:
-        raise _fail(SERError('the demo needs Gradio: pip install -e ".[app]"'))
-    spec = importlib.util.spec_from_file_location("app_gradio", script)
-    demo = importlib.util.module_from_spec(spec)
-    sys.modules["app_gradio"] = demo  # dataclasses look their module up there
-    spec.loader.exec_module(demo)  # type: ignore[union-attr]
-    limits = {"max_seconds": max_seconds, "max_megabytes": max_megabytes}
-    demo.launch(host=host, port=port, share=share, **{name: value for name, value in limits.items() if value is not None})
+        raise _fail(SERError("the demo needs Gradio: pip install 'ser-classic[app]'"))
+    from .demo import launch
+
+    _setup_logging(verbose)
+    settings = {"max_seconds": max_seconds, "max_megabytes": max_megabytes, "concurrency": concurrency, "models_dir": models_dir}
+    launch(host=host, port=port, share=share, **{name: value for name, value in settings.items() if value is not None})
 
 
 def main() -> None:

@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 
     from .models import Model
 
-__all__ = ["NO_SPEECH", "MIN_VOICED_FRACTION", "prediction_columns", "predict_files", "resumable_rows", "speaker_of", "speech_check"]
+__all__ = ["NO_SPEECH", "MIN_VOICED_FRACTION", "classify_vector", "prediction_columns", "predict_files", "resumable_rows", "speaker_of", "speech_check"]
 
 #: The group of every file of a run, for a model with per-batch normalization.
 BATCH = "the files of this run"
@@ -103,7 +103,7 @@ def predict_files(
             rows = _classify_by_speaker(found, results, loaded, groups)
             yield from (row for row in rows if row["path"] not in skip)
         else:
-            yield from (_classify(path, values, loaded) for path, values in results)
+            yield from (classify_vector(path, values, loaded) for path, values in results)
 
 
 def speech_check(values: np.ndarray | SERError, voiced_column: int, path: str) -> np.ndarray | SERError:
@@ -155,7 +155,7 @@ def _classify_speaker(items: list[tuple[int, str, Any]], speaker: str, model: Mo
     import pandas as pd
 
     good = [(index, path, values) for index, path, values in items if not isinstance(values, SERError)]
-    rows = {index: _classify(path, values, model) for index, path, values in items if isinstance(values, SERError)}
+    rows = {index: classify_vector(path, values, model) for index, path, values in items if isinstance(values, SERError)}
     if good:
         table = pd.DataFrame([values for _, _, values in good], columns=model.feature_names, index=[path for _, path, _ in good])
         probabilities = model.predict_proba(table, speakers=[speaker] * len(good))
@@ -190,8 +190,9 @@ def resumable_rows(output: str | PathLike[str] | None, fmt: str, classes: Sequen
     return list(kept.values())
 
 
-def _classify(path: str, values: Any, model: Model) -> dict[str, Any]:
-    """The row of one file from its feature vector (or its error).
+def classify_vector(path: str, values: np.ndarray | SERError, model: Model) -> dict[str, Any]:
+    """The row of one file (see :func:`predict_files`) from its feature vector, or from the
+    error that stood in its way (a :class:`~ser_classic.errors.NoSpeechError` gives :data:`NO_SPEECH`).
 
     Files are classified one at a time: a matrix product over one row rounds differently from
     one over many, and a file's probabilities must not depend on which files share its run.

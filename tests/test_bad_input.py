@@ -238,7 +238,7 @@ def test_ser_predict_gives_each_good_clip_the_row_it_gets_alone(cli_run, cases: 
 def test_gradio_handler_answers_every_case_with_a_result_or_a_one_line_message(cases: dict[str, Path], case: str) -> None:
     """The demo's request handler on the same files: never raises, never shows a traceback,
     never returns a non-finite probability (its own upload limits may refuse the 1-hour file)."""
-    from app_gradio import analyze
+    from ser_classic.demo import analyze
 
     analysis = analyze(str(cases[case]))
     error = analysis.error
