@@ -11,6 +11,9 @@ from typing import Any
 import pytest
 from demo_support import free_port, serve, write_concatenation
 
+#: Each test drives a headless browser against a served demo (``pytest -m "not slow"`` leaves them out).
+pytestmark = pytest.mark.slow
+
 CHROMIUM = Path("/usr/bin/chromium")
 #: No sandbox (CI runs as root in a container), no GPU, no background traffic of its own; a
 #: fake microphone (a beep) that needs no permission prompt.
