@@ -8,6 +8,9 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
+__version__: str
+"""The installed package's version (from its metadata: pyproject.toml's, typed once)."""
+
 _EXPORTS = {
     "SERError": "errors",
     "AudioError": "errors",

@@ -348,7 +348,7 @@ def evaluate(
 @app.command()
 def features(
     corpus: CorporaArgument,
-    output: Annotated[Path, typer.Option("--output", "-o", help="Feature table to write: .parquet or .csv.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Feature table to write: .csv, or .parquet (needs the parquet extra: pyarrow).")],
     kind: KindOption = "auto",
     classes: ClassesOption = None,
     jobs: JobsOption = -1,

@@ -312,3 +312,26 @@ def test_top_level_help_lists_the_commands() -> None:
     assert result.exit_code == 0
     for command in ("predict", "train", "evaluate", "features", "info"):
         assert command in result.stdout
+
+
+def test_parquet_without_pyarrow_names_the_extra(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    import ser_classic.outputs as outputs
+    from ser_classic.errors import SERError
+
+    monkeypatch.setattr(outputs, "find_spec", lambda name: None)
+    with pytest.raises(SERError, match=r"ser-classic\[parquet\]"):
+        outputs.write_table(pd.DataFrame({"a": [1.0]}), tmp_path / "t.parquet")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_the_default_feature_cache_is_the_users_cache_folder_not_the_current_one(label_folders: Path, tmp_path: Path) -> None:
+    import os
+
+    work, cache_home = tmp_path / "work", tmp_path / "xdg-cache"
+    work.mkdir()
+    env = {key: value for key, value in os.environ.items() if key != "SER_CACHE_DIR"} | {"XDG_CACHE_HOME": str(cache_home)}
+    command = [sys.executable, "-c", "from ser_classic.cli import main; main()", "features", str(label_folders), "--output", "t.csv", "--jobs", "1"]
+    subprocess.run(command, cwd=work, env=env, check=True, capture_output=True)
+    assert sorted(path.name for path in work.iterdir()) == ["t.csv"]
+    cached = list((cache_home / "ser-classic" / "features").rglob("*.npy"))
+    assert len(cached) == 4

@@ -224,7 +224,7 @@ def test_the_same_train_command_in_two_fresh_processes_gives_the_same_model(smal
     for run in runs:
         _, stderr = run.communicate(timeout=300)
         assert run.returncode == 0, stderr[-2000:]
-    first, second = (Model.load(model) for model in models)
+    first, second = (load_model(model) for model in models)
     assert first.classes == second.classes
     np.testing.assert_array_equal(first.predict_proba(features).to_numpy(), second.predict_proba(features).to_numpy())
     assert read_card(models[0])["classifier"] == "ensemble"  # the default configuration, with its randomized MLP
