@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from readme_section import write_section
+from sklearn.base import BaseEstimator, ClassifierMixin
 
 from ser_classic.corpus import EMOTION_SETS, read_corpus, select_classes
 from ser_classic.evaluation import PROTOCOLS, Evaluation, evaluate
@@ -218,70 +219,42 @@ def _uar(evaluation: Evaluation) -> list[float]:
     ]
 
 
-def _cross_validate(
-    features: pd.DataFrame,
-    labels: np.ndarray,
-    speakers: np.ndarray,
-    protocol: str,
-    speaker_norm: bool,
-    fit: Callable[[pd.DataFrame, np.ndarray, np.ndarray], Any],
-    name: str,
-) -> Evaluation:
-    """Like :func:`ser_classic.evaluation.evaluate` (same folds, same normalization), for a
-    pipeline that ``fit(train_features, train_labels, groups)`` fits; ``groups`` are the training
-    speakers (speaker protocol) or clips (random protocol)."""
-    from ser_classic.evaluation import _splits
-    from ser_classic.normalization import standardize_per_speaker
+class SearchedSVM(ClassifierMixin, BaseEstimator):
+    """The SVM pipeline with C and gamma chosen by GroupKFold over the training groups only
+    (the speakers of the training folds, or their clips): nested cross-validation, run by
+    :func:`ser_classic.evaluation.evaluate` like any classifier."""
 
-    classes = sorted(set(labels))
-    probabilities = np.zeros((len(labels), len(classes)))
-    fold_of = np.empty(len(labels), dtype=int)
-    for fold, (train_index, test_index) in enumerate(_splits(protocol, labels, speakers, speakers, N_SPLITS[protocol], SEED)):
-        train_part, test_part = features.iloc[train_index], features.iloc[test_index]
-        if speaker_norm:
-            train_part = standardize_per_speaker(train_part, speakers[train_index])
-            test_part = standardize_per_speaker(test_part, speakers[test_index])
-        # Inner folds (search, calibration) are grouped as the protocol's folds are.
-        groups = speakers[train_index] if protocol == "speaker" else train_index
-        fitted = fit(train_part, labels[train_index], groups)
-        fold_probabilities = fitted.predict_proba(test_part)
-        columns = [classes.index(str(label)) for label in fitted.classes_]
-        probabilities[np.ix_(test_index, columns)] = fold_probabilities / fold_probabilities.sum(axis=1, keepdims=True)
-        fold_of[test_index] = fold
-    return Evaluation(
-        protocol=protocol, classifier=name, classes=classes, n_splits=N_SPLITS[protocol], seed=SEED, y_true=labels,
-        y_pred=np.asarray(classes)[probabilities.argmax(axis=1)], fold_of=fold_of, probabilities=probabilities,
-        speaker_norm=speaker_norm,
-    )
+    def fit(self, X: pd.DataFrame, y: np.ndarray, groups: np.ndarray) -> SearchedSVM:
+        from sklearn.model_selection import GridSearchCV, GroupKFold
+        from sklearn.svm import SVC
+
+        from ser_classic.models import build_pipeline, fit_pipeline
+
+        n_features = X.shape[1]
+        grid = {"classify__C": list(SEARCH_C), "classify__gamma": [factor / n_features for factor in SEARCH_GAMMA_FACTORS]}
+        plain = build_pipeline("svm", seed=SEED)
+        plain.steps[-1] = ("classify", SVC(class_weight="balanced", random_state=SEED))  # uncalibrated: same decisions, faster
+        search = GridSearchCV(plain, grid, cv=GroupKFold(N_INNER_SPLITS), scoring="accuracy", n_jobs=1)
+        search.fit(X, y, groups=groups)
+        best_c, best_gamma = search.best_params_["classify__C"], search.best_params_["classify__gamma"]
+        self.chosen_ = {"C": best_c, "gamma_factor": best_gamma * n_features, "inner_accuracy": search.best_score_}
+        final = build_pipeline("svm", seed=SEED)
+        final.set_params(classify__estimator__C=best_c, classify__estimator__gamma=best_gamma)
+        self.pipeline_ = fit_pipeline(final, X, y, groups)
+        self.classes_ = self.pipeline_.classes_
+        return self
+
+    def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
+        return self.pipeline_.predict_proba(X)
 
 
-def _fit_searched_svm(features: pd.DataFrame, labels: np.ndarray, groups: np.ndarray, chosen: list[dict[str, float]]) -> Any:
-    """The SVM pipeline with C and gamma chosen by GroupKFold over these (training) groups only."""
-    from sklearn.model_selection import GridSearchCV, GroupKFold
-    from sklearn.svm import SVC
-
-    from ser_classic.models import build_pipeline, fit_pipeline
-
-    n_features = features.shape[1]
-    grid = {"classify__C": list(SEARCH_C), "classify__gamma": [factor / n_features for factor in SEARCH_GAMMA_FACTORS]}
-    plain = build_pipeline("svm", seed=SEED)
-    plain.steps[-1] = ("classify", SVC(class_weight="balanced", random_state=SEED))  # uncalibrated: same decisions, faster
-    search = GridSearchCV(plain, grid, cv=GroupKFold(N_INNER_SPLITS), scoring="accuracy", n_jobs=1)
-    search.fit(features, labels, groups=groups)
-    best_c, best_gamma = search.best_params_["classify__C"], search.best_params_["classify__gamma"]
-    chosen.append({"C": best_c, "gamma_factor": best_gamma * n_features, "inner_accuracy": search.best_score_})
-    final = build_pipeline("svm", seed=SEED)
-    final.set_params(classify__estimator__C=best_c, classify__estimator__gamma=best_gamma)
-    return fit_pipeline(final, features, labels, groups)
-
-
-def _fit_unbalanced_svm(features: pd.DataFrame, labels: np.ndarray, groups: np.ndarray) -> Any:
+def _unbalanced_svm() -> Any:
     """The SVM pipeline without class weights (ablation of class balancing)."""
-    from ser_classic.models import build_pipeline, fit_pipeline
+    from ser_classic.models import build_pipeline
 
     pipeline = build_pipeline("svm", seed=SEED)
     pipeline.set_params(classify__estimator__class_weight=None)
-    return fit_pipeline(pipeline, features, labels, groups)
+    return pipeline
 
 
 def run_row(spec: dict[str, Any], features: pd.DataFrame, table: pd.DataFrame, augmented: Sequence[pd.DataFrame] = ()) -> dict[str, Any]:
@@ -299,19 +272,15 @@ def run_row(spec: dict[str, Any], features: pd.DataFrame, table: pd.DataFrame, a
     speakers = table["speaker"].to_numpy(dtype=str)
     protocol, speaker_norm = spec["protocol"], spec["speaker_norm"]
     extra: dict[str, Any] = {}
+    classifier = {"svm-search": SearchedSVM(), "svm-unbalanced": _unbalanced_svm()}.get(spec["classifier"], spec["classifier"])
     with threadpool_limits(1):
-        if spec["classifier"] == "svm-search":
-            chosen: list[dict[str, float]] = []
-            fit = functools.partial(_fit_searched_svm, chosen=chosen)
-            evaluation = _cross_validate(features, labels, speakers, protocol, speaker_norm, fit, spec["classifier"])
-            extra["search"] = chosen
-        elif spec["classifier"] == "svm-unbalanced":
-            evaluation = _cross_validate(features, labels, speakers, protocol, speaker_norm, _fit_unbalanced_svm, spec["classifier"])
-        else:
-            evaluation = evaluate(
-                features, labels, speakers, classifier=spec["classifier"], protocol=protocol,
-                n_splits=N_SPLITS[protocol], seed=SEED, speaker_norm=speaker_norm, augmented=augmented,
-            )
+        evaluation = evaluate(
+            features, labels, speakers, classifier=classifier, protocol=protocol, n_splits=N_SPLITS[protocol], seed=SEED,
+            speaker_norm=speaker_norm, augmented=augmented, return_estimators=spec["classifier"] == "svm-search",
+        )
+    evaluation.classifier = spec["classifier"]
+    if spec["classifier"] == "svm-search":
+        extra["search"] = [fitted.chosen_ for fitted in evaluation.estimators]
     summary = evaluation.summary()
     uar = _uar(evaluation)
     summary["mean"]["uar"], summary["std"]["uar"] = float(np.mean(uar)), float(np.std(uar))

@@ -55,7 +55,7 @@ from ser_classic.features.augmented import augmented_features
 _log = logging.getLogger("cross_corpus")
 
 ROOT = Path(__file__).resolve().parents[1]
-#: The bundled model's configuration (models/ser-default.card.json).
+#: The bundled model's configuration (ser_classic/bundled/ser-default.card.json).
 BUNDLED = {"classifier": "ensemble", "augment": "none"}
 #: Name -> (shell command template, file ending); {src} and {dst} are filled in.
 FORMATS: dict[str, tuple[list[str], str]] = {

@@ -8,7 +8,7 @@ The recording is streamed, so the peak should not grow with duration.
 
     python benchmarks/timeline_memory.py --minutes 60            # the 1-hour acceptance run
     python benchmarks/timeline_memory.py --minutes 5 60 --format m4a
-    python benchmarks/timeline_memory.py --minutes 1 10 --model models/ser-default.joblib
+    python benchmarks/timeline_memory.py --minutes 1 10 --model ser_classic/bundled/ser-default.joblib
 
 Exit code 1 when a run fails or exceeds ``--limit-mb``.
 """

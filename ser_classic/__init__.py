@@ -8,7 +8,8 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-__version__ = "0.1.0"
+__version__: str
+"""The installed package's version (from its metadata: pyproject.toml's, typed once)."""
 
 _EXPORTS = {
     "SERError": "errors",
@@ -24,6 +25,8 @@ _EXPORTS = {
     "train": "models",
     "evaluate": "evaluation",
     "predict_files": "prediction",
+    "load_model": "models",
+    "analyze_clip": "analysis",
     "explain": "explanation",
     "Explanation": "explanation",
 }
@@ -32,6 +35,10 @@ __all__ = ["__version__", *_EXPORTS]
 
 
 def __getattr__(name: str) -> Any:
+    if name == "__version__":  # one version, pyproject.toml's, read from the installed metadata
+        from importlib.metadata import version
+
+        return version("ser-classic")
     if name not in _EXPORTS:
         raise AttributeError(f"module 'ser_classic' has no attribute {name!r}")
     module = importlib.import_module(f".{_EXPORTS[name]}", __name__)

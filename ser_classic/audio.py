@@ -47,6 +47,7 @@ __all__ = [
     "resample",
     "trim_silence",
     "trim_bounds",
+    "kept_bounds",
     "check_signal",
     "AudioInfo",
     "file_info",
@@ -455,10 +456,28 @@ def load(
     signal = resample(signal, source_rate, sample_rate).astype(np.float32, copy=False)
     check_signal(signal, sample_rate, path)
     if trim_db is not None:
-        signal = trim_silence(signal, trim_db)
-        if signal.shape[0] < math.ceil(MIN_DURATION_SECONDS * sample_rate):
-            raise AudioError(f"too short after trimming silence ({trim_db} dB)", path)
+        start, end = kept_bounds(signal, sample_rate, trim_db, path)
+        signal = signal[start:end]
     return signal
+
+
+def kept_bounds(
+    signal: np.ndarray, sample_rate: int, trim_db: float | None, path: str | PathLike[str] | None = None
+) -> tuple[int, int]:
+    """Sample indices ``(start, end)`` of the part ``load(..., trim_db=trim_db)`` keeps of
+    ``signal``: :func:`trim_bounds`, or the whole signal when ``trim_db`` is ``None``.
+
+    Raises
+    ------
+    AudioError
+        Less than :data:`MIN_DURATION_SECONDS` is left after trimming.
+    """
+    if trim_db is None:
+        return 0, signal.shape[0]
+    start, end = trim_bounds(signal, trim_db)
+    if end - start < math.ceil(MIN_DURATION_SECONDS * sample_rate):
+        raise AudioError(f"too short after trimming silence ({trim_db} dB)", path)
+    return start, end
 
 
 def file_info(path: str | PathLike[str]) -> AudioInfo:

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Annotated, Any, Optional
 
 import typer
+from platformdirs import user_cache_path
 
 app = typer.Typer(
     help="Speech emotion recognition with hand-crafted features and classical models.\n\n"
@@ -24,7 +25,9 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-DEFAULT_CACHE = Path(os.environ.get("SER_CACHE_DIR", "features/cache"))
+#: Where `ser train`, `ser evaluate` and `ser features` cache feature vectors: the user's cache
+#: folder (e.g. ~/.cache/ser-classic/features on Linux), or $SER_CACHE_DIR; never the current folder.
+DEFAULT_CACHE = Path(os.environ.get("SER_CACHE_DIR") or user_cache_path("ser-classic") / "features")
 
 JobsOption = Annotated[int, typer.Option("--jobs", "-j", help="Worker processes (-1: all cores).")]
 BackendOption = Annotated[
@@ -119,12 +122,6 @@ def _predict_outcome(output: Path | None, fmt: str, classes: list[str], rows_wri
     return f"no file done; {output} left as it was" + (" (only csv and jsonl outputs keep the rows done)" if fmt == "table" else "")
 
 
-def _load_corpus(corpora: list[Path], kind: str, classes: str | None) -> Any:
-    from .corpus import read_corpora, select_classes
-
-    return select_classes(read_corpora(corpora, kind), classes)
-
-
 AugmentOption = Annotated[
     str,
     typer.Option(
@@ -135,33 +132,10 @@ AugmentOption = Annotated[
 ]
 
 
-def _augmented_features(table: Any, augment: str, jobs: int, cache_dir: Path | None) -> list[Any]:
-    """Feature tables of the augmented copies of the corpus's clips (none for ``"none"``)."""
-    if augment == "none":
-        return []
-    from .features.augmented import augmented_features
+def _corpus_data(corpus: list[Path], kind: str, classes: str | None, augment: str, jobs: int, cache_dir: Path | None) -> Any:
+    from .training import load_corpus_data
 
-    return augmented_features(table["path"].tolist(), augment, cache_dir=cache_dir, n_jobs=jobs, progress=True)
-
-
-def _augment_label(augment: str, copies: list[Any]) -> str:
-    """How the training data was augmented, for cards and reports ("" for not at all)."""
-    return f"{augment}, {len(copies)} copies per training clip" if copies else ""
-
-
-def _check_augment(augment: str) -> None:
-    from .augmentation import RECIPES
-    from .errors import SERError
-
-    if augment != "none" and augment not in RECIPES:
-        raise _fail(SERError(f"unknown --augment {augment!r}; choose none or one of: {', '.join(RECIPES)}"))
-
-
-def _corpus_features(table: Any, jobs: int, cache_dir: Path | None) -> Any:
-    from .features import FeatureExtractor
-
-    extractor = FeatureExtractor(cache_dir=cache_dir, n_jobs=jobs)
-    return extractor.extract_files(table["path"].tolist(), progress=True)
+    return load_corpus_data(corpus, kind=kind, classes=classes, augment=augment, n_jobs=jobs, cache_dir=cache_dir, progress=True)
 
 
 def _prediction_inputs(paths: list[Path], manifest: Path | None, speaker_column: str) -> tuple[list[Path], dict[str, str]]:
@@ -300,46 +274,19 @@ def train(
     Example: ser train ../shared/data/ravdess ../shared/data/crema-d --classes shared --out models/my-model.joblib
     """
     from .errors import SERError
-    from .evaluation import evaluate
-    from .models import train as train_model
+    from .training import fit_corpus
 
     _setup_logging(verbose)
-    _check_augment(augment)
     try:
-        table = _load_corpus(corpus, kind, classes)
-        features = _corpus_features(table, jobs, cache_dir)
-        copies = _augmented_features(table, augment, jobs, cache_dir)
-        scores = {}
-        for protocol, folds in (("speaker", cv_folds), ("random", 5 if cv_folds and random_split else 0)):
-            if folds and (protocol == "random" or table["speaker"].nunique() >= folds):
-                result = evaluate(
-                    features, table["label"], table["speaker"], classifier=classifier, protocol=protocol, n_splits=folds, seed=seed,
-                    progress=True, speaker_norm=speaker_norm, batch_norm=batch_norm, corpora=table["corpus"], augmented=copies,
-                    augmentation=_augment_label(augment, copies), n_jobs=jobs,
-                )
-                summary = result.summary()
-                scores[protocol] = {key: summary[key] for key in ("protocol_description", "n_splits", "mean", "std", "per_class", "confusion_matrix")}
-                if protocol == "speaker" and table["corpus"].nunique() > 1:
-                    scores[protocol]["per_corpus"] = result.scores_by(table["corpus"])
-            elif folds:
-                logging.getLogger(__name__).warning("fewer than %d speakers: no speaker-independent scores on the card", folds)
-        card = {
-            "name": out.stem,
-            "training": {
-                "corpus": [str(path) for path in corpus],
-                "corpora": {str(name): int(count) for name, count in table["corpus"].value_counts(sort=False).items()},
-                "n_speakers": int(table["speaker"].nunique()),
-                "classes_requested": classes or "all in corpus",
-            },
-            "evaluation": scores,
-        }
-        model = train_model(
-            features, table["label"], classifier=classifier, seed=seed, card=card, speakers=table["speaker"], speaker_norm=speaker_norm,
-            batches=table["corpus"], batch_norm=batch_norm, augmented=copies, augmentation=_augment_label(augment, copies),
+        data = _corpus_data(corpus, kind, classes, augment, jobs, cache_dir)
+        model = fit_corpus(
+            data, classifier=classifier, cv_folds=cv_folds, random_split=random_split, seed=seed, speaker_norm=speaker_norm,
+            batch_norm=batch_norm, name=out.stem, n_jobs=jobs, progress=True,
         )
         card_file = model.save(out)
     except SERError as error:
         raise _fail(error) from None
+    scores = model.card["evaluation"]
     typer.echo(f"wrote {out} and {card_file}")
     for protocol, result in scores.items():
         typer.echo(f"{protocol:>8}: accuracy {result['mean']['accuracy']:.3f} ± {result['std']['accuracy']:.3f}, "
@@ -371,24 +318,19 @@ def evaluate(
     Example: ser evaluate ../shared/data/ravdess ../shared/data/crema-d --classes shared --protocol corpus
     """
     from .errors import SERError
-    from .evaluation import evaluate as run_evaluation
     from .evaluation import write_report
+    from .training import evaluate_corpus
 
     _setup_logging(verbose)
-    _check_augment(augment)
     try:
-        table = _load_corpus(corpus, kind, classes)
-        features = _corpus_features(table, jobs, cache_dir)
-        copies = _augmented_features(table, augment, jobs, cache_dir)
-        n_splits = folds or (6 if protocol == "speaker" else 5)
-        result = run_evaluation(
-            features, table["label"], table["speaker"], classifier=classifier, protocol=protocol, n_splits=n_splits, seed=seed,
-            progress=True, speaker_norm=speaker_norm, batch_norm=batch_norm, corpora=table["corpus"], augmented=copies,
-            augmentation=_augment_label(augment, copies), n_jobs=jobs,
+        data = _corpus_data(corpus, kind, classes, augment, jobs, cache_dir)
+        result = evaluate_corpus(
+            data, classifier=classifier, protocol=protocol, n_splits=folds, seed=seed, speaker_norm=speaker_norm,
+            batch_norm=batch_norm, n_jobs=jobs, progress=True,
         )
         default_dir = Path("reports") / (
             f"{classifier}-{protocol}" + ("-speaker-norm" if speaker_norm else "") + ("-batch-norm" if batch_norm else "")
-            + (f"-{augment}" if copies else "")
+            + (f"-{augment}" if data.copies else "")
         )
         paths = write_report(result, out_dir or default_dir, corpus=", ".join(map(str, corpus)))
     except SERError as error:
@@ -406,7 +348,7 @@ def evaluate(
 @app.command()
 def features(
     corpus: CorporaArgument,
-    output: Annotated[Path, typer.Option("--output", "-o", help="Feature table to write: .parquet or .csv.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Feature table to write: .csv, or .parquet (needs the parquet extra: pyarrow).")],
     kind: KindOption = "auto",
     classes: ClassesOption = None,
     jobs: JobsOption = -1,
@@ -431,10 +373,11 @@ def features(
     _setup_logging(verbose)
     try:
         with stop_on_signals():
-            table = _load_corpus(corpus, kind, classes)
             with parallel_backend(backend, scheduler=scheduler, n_workers=jobs):
-                values = _corpus_features(table, jobs, cache_dir)
-            combined = table.set_index("path").join(values.rename_axis("path"))
+                data = _corpus_data(corpus, kind, classes, "none", jobs, cache_dir)
+            values = data.features
+            combined = data.table.set_index("path").join(values.rename_axis("path"))
+            combined.attrs = dict(values.attrs)
             write_table(combined, output)
     except SERError as error:
         raise _fail(error) from None
@@ -472,7 +415,7 @@ def timeline(
     from . import audio
     from .errors import SERError
     from .interruption import stop_on_signals
-    from .models import Model, resolve_model
+    from .models import load_model
     from .outputs import format_for, write_rows
     from .timeline import plot_timeline, segments, timeline_columns
     from .timeline import timeline as compute_timeline
@@ -483,7 +426,7 @@ def timeline(
             fmt = format_for(output, output_format) if output_format or output else "csv"
             if fmt not in {"csv", "jsonl"}:
                 raise SERError(f"unknown format {fmt!r} for a timeline; choose csv or jsonl")
-            loaded = Model.load(resolve_model(model))
+            loaded = load_model(model)
             frame = compute_timeline(file, loaded, window_seconds=window, hop_seconds=hop, smoothing=smoothing, n_jobs=jobs, progress=True)
             table = segments(frame) if merged else frame
             columns = list(table.columns) if merged else timeline_columns(loaded.classes)
@@ -547,7 +490,7 @@ def info(
 ) -> None:
     """Show a model's card: classes, training data, protocol scores, versions.
 
-    Example: ser info models/ser-default.joblib
+    Example: ser info ravdess8
     """
     from .errors import SERError
     from .model_card import training_corpora
@@ -592,8 +535,14 @@ def serve_app(
     share: Annotated[bool, typer.Option(help="Also open a public gradio.live link.")] = False,
     max_seconds: Annotated[Optional[float], typer.Option(help="Longest recording accepted, in seconds (default: the demo's).")] = None,
     max_megabytes: Annotated[Optional[float], typer.Option(help="Largest upload accepted, in MB (default: the demo's).")] = None,
+    concurrency: Annotated[Optional[int], typer.Option(help="Analyses running at once; more requests wait in the queue (default: the demo's).")] = None,
+    models_dir: Annotated[
+        Optional[Path],
+        typer.Option(exists=True, file_okay=False, help="Folder of the selectable models (*.joblib); default: the bundled models."),
+    ] = None,
+    verbose: VerboseOption = False,
 ) -> None:
-    """Start the web demo: app_gradio.py of the source tree (needs Gradio, from the `app` extra).
+    """Start the web demo (needs Gradio, from the `app` extra). `python app_gradio.py` in the source tree is this command.
 
     Example: ser app --port 7860
     """
@@ -601,17 +550,13 @@ def serve_app(
 
     from .errors import SERError
 
-    script = Path(__file__).resolve().parents[1] / "app_gradio.py"
-    if not script.is_file():
-        raise _fail(SERError("the demo lives in the source tree (app_gradio.py beside the package): not found", script))
     if importlib.util.find_spec("gradio") is None:
-        raise _fail(SERError('the demo needs Gradio: pip install -e ".[app]"'))
-    spec = importlib.util.spec_from_file_location("app_gradio", script)
-    demo = importlib.util.module_from_spec(spec)
-    sys.modules["app_gradio"] = demo  # dataclasses look their module up there
-    spec.loader.exec_module(demo)  # type: ignore[union-attr]
-    limits = {"max_seconds": max_seconds, "max_megabytes": max_megabytes}
-    demo.launch(host=host, port=port, share=share, **{name: value for name, value in limits.items() if value is not None})
+        raise _fail(SERError("the demo needs Gradio: pip install 'ser-classic[app]'"))
+    from .demo import launch
+
+    _setup_logging(verbose)
+    settings = {"max_seconds": max_seconds, "max_megabytes": max_megabytes, "concurrency": concurrency, "models_dir": models_dir}
+    launch(host=host, port=port, share=share, **{name: value for name, value in settings.items() if value is not None})
 
 
 def main() -> None:

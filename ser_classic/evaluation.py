@@ -53,6 +53,7 @@ class Evaluation:
     augmentation: str = ""
     batch_norm: bool = False
     fold_corpora: list[str] = field(default_factory=list)
+    estimators: list[Any] | None = None
 
     def scores_by(self, groups: Sequence[str]) -> dict[str, dict[str, float]]:
         """Scores of the out-of-fold predictions of each group's clips (e.g. each corpus's)."""
@@ -177,6 +178,7 @@ def evaluate(
     augmented: Sequence[pd.DataFrame] = (),
     augmentation: str = "",
     n_jobs: int | None = 1,
+    return_estimators: bool = False,
 ) -> Evaluation:
     """Cross-validate a pipeline under a protocol.
 
@@ -211,6 +213,10 @@ def evaluate(
         Folds fitted at once, each in a worker process (``-1``: all cores). Every fold runs on
         one BLAS thread whatever ``n_jobs``, so the scores do not depend on it. With
         ``progress``, a bar on stderr counts finished folds and estimates the time left.
+    return_estimators : bool
+        Keep each fold's fitted pipeline in :attr:`Evaluation.estimators`, in fold order (as
+        scikit-learn's ``cross_validate(return_estimator=True)``), e.g. to read the
+        hyperparameters a search chose in each fold.
     """
     from .parallel import resolve_jobs
 
@@ -241,7 +247,10 @@ def evaluate(
         results = tqdm(results, total=n_splits, desc=f"{protocol} folds", unit="fold", leave=False)
     probabilities = np.zeros((len(label_array), len(classes)))
     fold_of = np.empty(len(label_array), dtype=int)
-    for fold, fitted_classes, fold_probabilities in results:
+    estimators: list[Any] = [None] * n_splits
+    for fold, fitted, fold_probabilities in results:
+        fitted_classes = fitted.classes_
+        estimators[fold] = fitted
         test_index = splits[fold][1]
         columns = [classes.index(str(label)) for label in fitted_classes]
         probabilities[np.ix_(test_index, columns)] = fold_probabilities / fold_probabilities.sum(axis=1, keepdims=True)
@@ -262,6 +271,7 @@ def evaluate(
         augmentation=augmentation,
         batch_norm=batch_norm,
         fold_corpora=[", ".join(sorted(set(corpus_array[test]))) for _, test in splits],
+        estimators=estimators if return_estimators else None,
     )
 
 
@@ -283,7 +293,7 @@ class _FoldData(NamedTuple):
 def _fit_fold(
     data: _FoldData, fold: int, train_index: np.ndarray, test_index: np.ndarray, n_splits: int
 ) -> tuple[int, np.ndarray, np.ndarray]:
-    """Fit one fold's training part and return ``(fold, classes_, test probabilities)``."""
+    """Fit one fold's training part and return ``(fold, fitted pipeline, test probabilities)``."""
     from sklearn.base import clone
     from threadpoolctl import threadpool_limits
 
@@ -313,7 +323,7 @@ def _fit_fold(
             fit_pipeline(pipeline, train_part, rows.labels, groups)
         except ValueError as error:  # e.g. a class too rare in this fold's training part
             raise SERError(f"fold {fold + 1} of {n_splits}: cannot fit {name!r} ({error})") from None
-        return fold, np.asarray(pipeline.classes_), _probabilities(pipeline, test_part)
+        return fold, pipeline, _probabilities(pipeline, test_part)
 
 
 def _probabilities(fitted: Any, features: pd.DataFrame) -> np.ndarray:

@@ -3,34 +3,31 @@
 The card (``NAME.card.json``) holds the SHA-256 of the joblib file, the classes and the extractor
 settings. This module imports no scikit-learn: the CLI knows what a model needs (and whether
 its file is the one the card describes) before paying for the model itself (see
-:class:`ModelFile`); :mod:`ser_classic.models` holds the pipelines and :class:`~ser_classic.models.Model`.
+:class:`ModelFile`); :mod:`ser_classic.models` holds the pipelines, :class:`~ser_classic.models.Model`
+and :func:`~ser_classic.models.load_model`, the one way to load a model.
 """
 
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 from dataclasses import dataclass, field
+from importlib.resources import files
 from os import PathLike
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from .errors import ModelError
 from .features.config import EXTRACTOR_VERSION, FeatureConfig
 from .features.extractor import feature_names
 
-if TYPE_CHECKING:
-    from .models import Model
-
 __all__ = ["ARTIFACT_FORMAT", "BUNDLED_MODELS", "DEFAULT_MODEL_PATH", "ModelFile", "card_path", "read_card", "resolve_model"]
 
-#: The bundled models by name, each rebuilt by the command in docs/results.md: ``default`` knows the
-#: 6 emotions of both training corpora (RAVDESS and CREMA-D); ``ravdess8`` all 8 of RAVDESS,
-#: calm and surprised included, from RAVDESS alone.
-BUNDLED_MODELS = {
-    name: Path(__file__).resolve().parents[1] / "models" / f"ser-{name}.joblib" for name in ("default", "ravdess8")
-}
+#: The bundled models by name, shipped inside the package (``ser_classic/bundled``) and each
+#: rebuilt by the command in docs/results.md: ``default`` knows the 6 emotions of both training
+#: corpora (RAVDESS and CREMA-D); ``ravdess8`` all 8 of RAVDESS, calm and surprised included,
+#: from RAVDESS alone.
+BUNDLED_MODELS = {name: Path(str(files(__package__) / "bundled" / f"ser-{name}.joblib")) for name in ("default", "ravdess8")}
 DEFAULT_MODEL_PATH = BUNDLED_MODELS["default"]
 ARTIFACT_FORMAT = 1
 
@@ -72,10 +69,10 @@ def read_card(model_path: str | PathLike[str]) -> dict[str, Any]:
 class ModelFile:
     """A model file that its card vouches for, read but not yet unpickled.
 
-    :meth:`open` checks all that the card alone can decide; :meth:`load` unpickles the very
-    bytes whose SHA-256 was checked. In between, the classes and extractor settings are known,
-    so features can be extracted while the model loads, which imports scikit-learn (about a
-    second of start-up): see :func:`ser_classic.prediction.predict_files`.
+    :meth:`open` checks all that the card alone can decide; :func:`ser_classic.models.load_model`
+    unpickles the very bytes whose SHA-256 was checked. In between, the classes and extractor
+    settings are known, so features can be extracted while the model loads, which imports
+    scikit-learn (about a second of start-up): see :func:`ser_classic.prediction.predict_files`.
 
     Attributes
     ----------
@@ -148,35 +145,3 @@ class ModelFile:
         if card.get("feature_names") != feature_names(config):
             raise ModelError("its feature names differ from this extractor's: retrain the model", path)
         return cls(path=path, card=card, feature_config=config, content=content)
-
-    def load(self) -> Model:
-        """Unpickle the model (importing scikit-learn).
-
-        Raises
-        ------
-        ModelError
-            The file is no ser-classic artifact, or it disagrees with its card.
-        """
-        import joblib
-
-        try:
-            artifact = joblib.load(io.BytesIO(self.content))
-        except Exception as error:  # unpickling can fail in many ways on a foreign file
-            raise ModelError(f"cannot load the model ({type(error).__name__}: {error})", self.path) from None
-        if not isinstance(artifact, dict) or artifact.get("format") != ARTIFACT_FORMAT:
-            raise ModelError("not a ser-classic model artifact", self.path)
-        if artifact["feature_names"] != self.card["feature_names"] or artifact["classes"] != self.card["classes"]:
-            raise ModelError("artifact and model card disagree on features or classes", self.path)
-        speaker_norm, batch_norm = bool(artifact.get("speaker_norm", False)), bool(artifact.get("batch_norm", False))
-        if (speaker_norm, batch_norm) != (self.speaker_norm, self.batch_norm):
-            raise ModelError("artifact and model card disagree on normalization", self.path)
-        if ("explanation_reference" in artifact) != ("explanation" in self.card):
-            raise ModelError("artifact and model card disagree on explanation reference data", self.path)
-        from .explanation import ExplanationReference
-        from .models import Model
-
-        stored = artifact.get("explanation_reference")
-        return Model(
-            pipeline=artifact["pipeline"], feature_config=self.feature_config, card=self.card, speaker_norm=speaker_norm,
-            batch_norm=batch_norm, reference=None if stored is None else ExplanationReference.from_dict(stored),
-        )

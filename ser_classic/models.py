@@ -26,7 +26,7 @@ from .atomic import atomic_output
 from .errors import ModelError
 from .explanation import ExplanationReference, explanation_reference
 from .features.cache import file_sha256
-from .features.config import FeatureConfig
+from .features.config import FeatureConfig, table_config
 from .features.extractor import feature_names
 from .model_file import ARTIFACT_FORMAT, DEFAULT_MODEL_PATH, ModelFile, card_path, read_card, resolve_model
 
@@ -37,10 +37,10 @@ __all__ = [
     "resolve_model",
     "LabelEncodedClassifier",
     "Model",
-    "ModelFile",
     "build_pipeline",
     "card_path",
     "fit_pipeline",
+    "load_model",
     "read_card",
     "train",
 ]
@@ -151,27 +151,38 @@ def build_pipeline(name: str, *, seed: int = 0) -> Pipeline:
     return Pipeline([("scale", StandardScaler()), ("classify", CLASSIFIERS[name](seed))])
 
 
-def fit_pipeline(pipeline: Pipeline, features: Any, labels: np.ndarray, groups: np.ndarray) -> Pipeline:
-    """Fit ``pipeline``; a temperature-scaled classifier gets ``groups`` (the speaker, or the
-    source clip, of each row) for its calibration folds."""
-    from .calibration import TemperatureScaled
-
-    if isinstance(pipeline, Pipeline) and isinstance(pipeline.steps[-1][1], TemperatureScaled):
-        return pipeline.fit(features, labels, classify__groups=groups)
+def fit_pipeline(pipeline: BaseEstimator, features: Any, labels: np.ndarray, groups: np.ndarray) -> BaseEstimator:
+    """Fit ``pipeline`` (any scikit-learn classifier); one whose ``fit`` takes ``groups`` (the
+    speaker, or the source clip, of each row), or a Pipeline whose last step's does, gets them,
+    e.g. for the calibration folds of a temperature-scaled classifier or an inner grouped search."""
+    if isinstance(pipeline, Pipeline) and _takes_groups(pipeline.steps[-1][1]):
+        return pipeline.fit(features, labels, **{f"{pipeline.steps[-1][0]}__groups": groups})
+    if _takes_groups(pipeline):
+        return pipeline.fit(features, labels, groups=groups)
     return pipeline.fit(features, labels)
+
+
+def _takes_groups(estimator: Any) -> bool:
+    import inspect
+
+    return "groups" in inspect.signature(estimator.fit).parameters
 
 
 def library_versions() -> dict[str, str]:
     """Versions of the libraries whose behaviour an artifact depends on."""
     from importlib.metadata import PackageNotFoundError, version
 
-    names = ["ser-classic", "numpy", "scipy", "scikit-learn", "librosa", "soundfile", "av", "soxr", "xgboost"]
+    # library -> the distributions that may provide it (xgboost comes as xgboost-cpu by default)
+    distributions = {name: (name,) for name in ("ser-classic", "numpy", "scipy", "scikit-learn", "librosa", "soundfile", "av", "soxr")}
+    distributions["xgboost"] = ("xgboost-cpu", "xgboost")
     found = {}
-    for name in names:
-        try:
-            found[name] = version(name)
-        except PackageNotFoundError:
-            continue
+    for library, candidates in distributions.items():
+        for candidate in candidates:
+            try:
+                found[library] = version(candidate)
+                break
+            except PackageNotFoundError:
+                continue
     import platform
 
     found["python"] = platform.python_version()
@@ -289,19 +300,44 @@ class Model:
             stream.write(text)
         return card_path(target)
 
-    @classmethod
-    def load(cls, path: str | PathLike[str]) -> Model:
-        """Load a model after checking its card: hash, extractor version, feature names.
 
-        The same as ``ModelFile.open(path).load()`` (see :class:`ModelFile`).
+def load_model(model: str | PathLike[str] | ModelFile | None = None) -> Model:
+    """Load a model after checking its card: hash, extractor version, feature names.
 
-        Raises
-        ------
-        ModelError
-            Missing file or card, a SHA-256 that does not match the card (the file is then
-            never unpickled), another extractor version, or other feature names.
-        """
-        return ModelFile.open(path).load()
+    ``model`` is a model file, the name of a bundled model (``"default"``, ``"ravdess8"``: see
+    :data:`~ser_classic.model_file.BUNDLED_MODELS`), ``None`` for the default model, or a
+    :class:`~ser_classic.model_file.ModelFile` already opened (and so checked).
+
+    Raises
+    ------
+    ModelError
+        Missing file or card, a SHA-256 that does not match the card (the file is then never
+        unpickled), another extractor version, other feature names, or an artifact that
+        disagrees with its card.
+    """
+    import io
+
+    import joblib
+
+    checked = model if isinstance(model, ModelFile) else ModelFile.open(resolve_model(model))
+    try:
+        artifact = joblib.load(io.BytesIO(checked.content))
+    except Exception as error:  # unpickling can fail in many ways on a foreign file
+        raise ModelError(f"cannot load the model ({type(error).__name__}: {error})", checked.path) from None
+    if not isinstance(artifact, dict) or artifact.get("format") != ARTIFACT_FORMAT:
+        raise ModelError("not a ser-classic model artifact", checked.path)
+    if artifact["feature_names"] != checked.card["feature_names"] or artifact["classes"] != checked.card["classes"]:
+        raise ModelError("artifact and model card disagree on features or classes", checked.path)
+    speaker_norm, batch_norm = bool(artifact.get("speaker_norm", False)), bool(artifact.get("batch_norm", False))
+    if (speaker_norm, batch_norm) != (checked.speaker_norm, checked.batch_norm):
+        raise ModelError("artifact and model card disagree on normalization", checked.path)
+    if ("explanation_reference" in artifact) != ("explanation" in checked.card):
+        raise ModelError("artifact and model card disagree on explanation reference data", checked.path)
+    stored = artifact.get("explanation_reference")
+    return Model(
+        pipeline=artifact["pipeline"], feature_config=checked.feature_config, card=checked.card,
+        speaker_norm=speaker_norm, batch_norm=batch_norm, reference=None if stored is None else ExplanationReference.from_dict(stored),
+    )
 
 
 def train(
@@ -328,6 +364,10 @@ def train(
     labels : sequence of str [shape=(n_clips,)]
     classifier : str
         A name in :data:`CLASSIFIERS`.
+    feature_config : FeatureConfig, optional
+        The settings the features were extracted with; default: those the table records
+        (:func:`~ser_classic.features.config.table_config`), else the default settings. A table
+        that records other settings is refused.
     card : dict, optional
         Extra card fields (training corpus, evaluation scores, ...).
     speakers : sequence of str [shape=(n_clips,)], optional
@@ -347,7 +387,15 @@ def train(
     augmentation : str
         What made ``augmented``, for the card.
     """
-    config = feature_config or FeatureConfig()
+    try:
+        recorded = table_config(features)
+    except ValueError as error:
+        raise ModelError(f"{error}: extract the features again") from None
+    if feature_config is not None and recorded is not None and recorded != feature_config:
+        raise ModelError(
+            f"the feature table was made with other extractor settings than feature_config: {recorded} != {feature_config}"
+        )
+    config = feature_config or recorded or FeatureConfig()
     names = feature_names(config)
     missing = set(names) - set(features.columns)
     if missing:

@@ -12,6 +12,7 @@ import io
 import json
 import math
 import sys
+from importlib.util import find_spec
 from collections.abc import Iterable, Sequence
 from os import PathLike
 from pathlib import Path
@@ -183,6 +184,8 @@ def write_table(table: pd.DataFrame, output: str | PathLike[str]) -> None:
     suffix = Path(output).suffix.lower()
     if suffix not in {".parquet", ".csv"}:
         raise SERError("output must end in .parquet or .csv", output)
+    if suffix == ".parquet" and find_spec("pyarrow") is None:
+        raise SERError("writing .parquet needs pyarrow: pip install 'ser-classic[parquet]', or write .csv", output)
     with atomic_output(output, "wb") as stream:
         if suffix == ".parquet":
             table.to_parquet(stream)

@@ -11,6 +11,7 @@ does other work (the CLI loads the model meanwhile).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -39,6 +40,7 @@ MIN_ITEMS_PER_WORKER = 80
 #: see docs/speed.md for workers started by hand.
 _MALLOC_TRIM_SETTING = "distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_"
 
+_log = logging.getLogger(__name__)
 _dask_client: ContextVar[Any] = ContextVar("ser_classic_dask_client", default=None)
 _helper: ContextVar[Any] = ContextVar("ser_classic_helper_process", default=None)
 
@@ -234,7 +236,7 @@ def ordered_map(
         workers = _local_workers(n_jobs, len(items))
         helper = _helper.get()
         if workers == 1 and helper is not None:
-            results = helper.map(partial(function, **kwargs), items)
+            results = _helper_map(helper, partial(function, **kwargs), items)
         elif workers == 1:
             results = (function(item, **kwargs) for item in items)
         elif _fork_is_safe():
@@ -252,6 +254,21 @@ def ordered_map(
 
         results = tqdm(results, total=len(items), desc=description, unit="file", leave=False)
     yield from results
+
+
+def _helper_map(helper: Any, call: Callable[[Item], Result], items: Sequence[Item]) -> Iterator[Result]:
+    """``call(item)`` for each item in the helper; if the helper dies (killed, out of memory),
+    the items it had not returned run in this process, so the batch goes on."""
+    from concurrent.futures.process import BrokenProcessPool
+
+    done = 0
+    try:
+        for result in helper.map(call, items):
+            yield result
+            done += 1
+    except BrokenProcessPool:
+        _log.warning("the helper process ended unexpectedly; the %d remaining item(s) run in this process", len(items) - done)
+        yield from (call(item) for item in items[done:])
 
 
 def _fork_is_safe() -> bool:

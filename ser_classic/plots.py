@@ -1,9 +1,9 @@
 """Pictures of one recording for people: waveform, mel spectrogram, F0 contour, and why the
 model gave it its emotion (:func:`explanation_figure`).
 
-:func:`signal_tracks` computes what the pictures show with the feature extractor's own
-functions (one STFT, the same pitch tracker, voicing rule and trimming), so a picture shows
-what the model's features were computed from. The ``*_figure`` functions only draw; they use
+:func:`signal_tracks` takes what the pictures show from the feature extractor itself (its
+trimming, its one STFT and pitch track, its voicing rule; reused when the features were just
+computed), so a picture shows what the model's features were computed from. The ``*_figure`` functions only draw; they use
 matplotlib's object API (no pyplot state), so several threads can draw at once, and return a
 :class:`matplotlib.figure.Figure` to show or ``savefig``.
 """
@@ -15,13 +15,14 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .audio import trim_bounds
+from .audio import kept_bounds
 from .features.config import FeatureConfig
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
     from .explanation import Explanation
+    from .features.extractor import ClipFrames
 
 __all__ = ["SignalTracks", "signal_tracks", "waveform_figure", "mel_spectrogram_figure", "f0_figure", "explanation_figure"]
 
@@ -35,7 +36,7 @@ ENVELOPE_POINTS = 2000
 
 @dataclass(frozen=True)
 class SignalTracks:
-    """Frame-wise views of one mono signal, frames aligned with the extractor's STFT.
+    """Frame-wise views of one mono signal: the frames of the extractor's STFT of the part it keeps.
 
     Attributes
     ----------
@@ -44,13 +45,13 @@ class SignalTracks:
     config : FeatureConfig
         The settings the tracks were computed with.
     frame_seconds : np.ndarray [shape=(n_frames,)]
-        Centre time of each frame.
+        Centre time of each frame, from the start of ``signal`` (frames cover ``kept_seconds``).
     mel_db : np.ndarray [shape=(n_mels, n_frames)]
         Mel power spectrogram in dB relative to its loudest bin.
     f0_hz : np.ndarray [shape=(n_frames,)]
         F0 estimate on voiced frames, NaN elsewhere.
     voiced : np.ndarray [shape=(n_frames,), dtype=bool]
-        The extractor's voicing rule applied to each frame.
+        The extractor's voicing rule applied to each frame (``voiced_fraction`` is its mean).
     kept_seconds : tuple of float
         ``(start, end)`` of the part the extractor keeps after trimming silence (the whole
         signal when ``config.trim_db`` is ``None``).
@@ -69,40 +70,54 @@ class SignalTracks:
         return self.signal.shape[0] / self.config.sample_rate
 
 
-def signal_tracks(signal: np.ndarray, config: FeatureConfig | None = None) -> SignalTracks:
-    """Mel spectrogram, F0, voicing and trimmed region of a mono signal at ``config.sample_rate``.
+def signal_tracks(
+    signal: np.ndarray,
+    config: FeatureConfig | None = None,
+    *,
+    kept: tuple[int, int] | None = None,
+    frames: ClipFrames | None = None,
+) -> SignalTracks:
+    """Mel spectrogram, F0 and voicing of the part of a mono signal the extractor keeps.
+
+    The frames are the feature extractor's own (:func:`~ser_classic.features.extractor.extract_frames`
+    of the kept part): the pictures show what the features summarize.
 
     Parameters
     ----------
     signal : np.ndarray [shape=(n,)]
-        Finite mono signal, at least :data:`ser_classic.audio.MIN_DURATION_SECONDS` long.
+        Finite mono signal at ``config.sample_rate``.
     config : FeatureConfig, optional
         Extractor settings (those of the model in use); the defaults when ``None``.
-    """
-    import librosa
+    kept : tuple of int, optional
+        ``(start, end)`` samples kept after trimming, as :func:`ser_classic.audio.kept_bounds`
+        gives them; computed when ``None``.
+    frames : ClipFrames, optional
+        ``extract_frames(signal[start:end], config)[1]`` when already computed (then ``kept``
+        is needed too); computed when ``None``.
 
-    from .features.pitch import f0_track, periodicity_track, voiced_frames
-    from .features.spectral import frame_tracks, magnitude_spectrogram
+    Raises
+    ------
+    AudioError
+        Less than :data:`ser_classic.audio.MIN_DURATION_SECONDS` is left after trimming.
+    SERError
+        ``frames`` without ``kept``.
+    """
+    from .errors import SERError
+    from .features.extractor import extract_frames
 
     config = config or FeatureConfig()
-    magnitude = magnitude_spectrogram(signal, config)
-    mel = librosa.feature.melspectrogram(S=magnitude**2, sr=config.sample_rate, n_mels=config.n_mels)
-    mel_db = librosa.power_to_db(mel, ref=np.max, top_db=MEL_RANGE_DB)
-    f0 = f0_track(signal, config)
-    level_db = frame_tracks(signal, magnitude, config)["rms_db"]
-    voiced = voiced_frames(f0, level_db, periodicity_track(magnitude**2, config), config)
-    frames = np.arange(magnitude.shape[1])
-    if config.trim_db is None:
-        start, end = 0, signal.shape[0]
-    else:
-        start, end = trim_bounds(signal, config.trim_db)
+    if frames is not None and kept is None:
+        raise SERError("signal_tracks: frames need the kept bounds they were computed on")
+    start, end = kept if kept is not None else kept_bounds(signal, config.sample_rate, config.trim_db)
+    frames = frames if frames is not None else extract_frames(signal[start:end], config)[1]
+    frame_samples = start + config.hop_length * np.arange(frames.voiced.size)
     return SignalTracks(
         signal=signal,
         config=config,
-        frame_seconds=librosa.frames_to_time(frames, sr=config.sample_rate, hop_length=config.hop_length),
-        mel_db=mel_db,
-        f0_hz=np.where(voiced, f0, np.nan),
-        voiced=voiced,
+        frame_seconds=frame_samples / config.sample_rate,
+        mel_db=np.maximum(frames.mel_db, -MEL_RANGE_DB),
+        f0_hz=np.where(frames.voiced, frames.f0_hz, np.nan),
+        voiced=frames.voiced,
         kept_seconds=(start / config.sample_rate, end / config.sample_rate),
     )
 
@@ -155,6 +170,7 @@ def mel_spectrogram_figure(tracks: SignalTracks) -> Figure:
     figure, axes, bar = _new_axes(colorbar=True)
     image = librosa.display.specshow(
         tracks.mel_db,
+        x_coords=tracks.frame_seconds,
         sr=tracks.config.sample_rate,
         hop_length=tracks.config.hop_length,
         n_fft=tracks.config.n_fft,
@@ -164,8 +180,9 @@ def mel_spectrogram_figure(tracks: SignalTracks) -> Figure:
         ax=axes,
     )
     figure.colorbar(image, cax=bar, format="%+.0f dB")
+    axes.set_xlim(0, tracks.duration_seconds)
     axes.set_xlabel("time (s)")
-    axes.set_title(f"Mel spectrogram ({tracks.config.n_mels} bands)", fontsize=10)
+    axes.set_title(f"Mel spectrogram ({tracks.config.n_mels} bands) of the part kept after trimming", fontsize=10)
     return figure
 
 

@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 __all__ = [
     "NO_SPEECH",
     "MIN_VOICED_FRACTION",
+    "classify_vector",
     "model_and_vectors",
     "prediction_columns",
     "predict_files",
@@ -73,7 +74,7 @@ def predict_files(
     A bad file never stops the batch. Files whose path, as a row would name it, is in ``skip`` are left out
     (see :func:`resumable_rows`).
 
-    Given a :class:`~ser_classic.model_file.ModelFile`, the model is loaded (:meth:`ModelFile.load`,
+    Given a :class:`~ser_classic.model_file.ModelFile`, the model is loaded (:func:`~ser_classic.models.load_model`,
     whose :class:`~ser_classic.errors.ModelError` comes before the first row) while a helper
     process prepares the feature extraction, when ``n_jobs`` allows two processes and the files
     are too few for a pool (see :func:`~ser_classic.parallel.helper_process`): the start-up of
@@ -96,7 +97,7 @@ def predict_files(
             rows = _classify_by_speaker(found, results, loaded, groups)
             yield from (row for row in rows if row["path"] not in skip)
         else:
-            yield from (_classify(path, values, loaded) for path, values in results)
+            yield from (classify_vector(path, values, loaded) for path, values in results)
 
 
 @contextmanager
@@ -123,8 +124,9 @@ def model_and_vectors(
     with helper:
         # scikit-learn and pandas are imported here, after the fork: the helper goes without them
         from .features.transformer import FeatureExtractor
+        from .models import load_model
 
-        loaded = model.load() if isinstance(model, ModelFile) else model
+        loaded = load_model(model) if isinstance(model, ModelFile) else model
         extractor = FeatureExtractor(model.feature_config, cache_dir=cache_dir, n_jobs=n_jobs)
         voiced_column = loaded.feature_names.index("voiced_fraction")
         yield loaded, (
@@ -181,7 +183,7 @@ def _classify_speaker(items: list[tuple[int, str, Any]], speaker: str, model: Mo
     import pandas as pd
 
     good = [(index, path, values) for index, path, values in items if not isinstance(values, SERError)]
-    rows = {index: _classify(path, values, model) for index, path, values in items if isinstance(values, SERError)}
+    rows = {index: classify_vector(path, values, model) for index, path, values in items if isinstance(values, SERError)}
     if good:
         table = pd.DataFrame([values for _, _, values in good], columns=model.feature_names, index=[path for _, path, _ in good])
         probabilities = model.predict_proba(table, speakers=[speaker] * len(good))
@@ -216,8 +218,9 @@ def resumable_rows(output: str | PathLike[str] | None, fmt: str, classes: Sequen
     return list(kept.values())
 
 
-def _classify(path: str, values: Any, model: Model) -> dict[str, Any]:
-    """The row of one file from its feature vector (or its error).
+def classify_vector(path: str, values: np.ndarray | SERError, model: Model) -> dict[str, Any]:
+    """The row of one file (see :func:`predict_files`) from its feature vector, or from the
+    error that stood in its way (a :class:`~ser_classic.errors.NoSpeechError` gives :data:`NO_SPEECH`).
 
     Files are classified one at a time: a matrix product over one row rounds differently from
     one over many, and a file's probabilities must not depend on which files share its run.

@@ -208,17 +208,20 @@ def speech_regions(
     min_silence_seconds: float = 0.5,
     min_speech_seconds: float = 0.2,
     progress: bool = False,
+    config: FeatureConfig | None = None,
 ) -> pd.DataFrame:
     """Where a recording holds speech, by energy: DataFrame ``start, end`` in seconds.
 
     ``source`` is a path (read blockwise, any length) or a signal with its ``sample_rate``.
     The settings are those of :func:`timeline`; region edges are trimmed ``top_db`` below each
-    region's loudest frame, by default the extractor's ``trim_db`` as :func:`timeline` does.
+    region's loudest frame, by default the ``trim_db`` of ``config`` (a model's
+    ``feature_config``; default :class:`~ser_classic.features.FeatureConfig`), as :func:`timeline` does.
     """
     from .features.config import FeatureConfig
 
-    rate = audio.ANALYSIS_SAMPLE_RATE
-    top_db = _edge_db(FeatureConfig()) if top_db is None else top_db
+    config = config or FeatureConfig()
+    rate = config.sample_rate
+    top_db = _edge_db(config) if top_db is None else top_db
     signal = None if _is_path(source) else _prepare_signal(source, sample_rate, rate)  # type: ignore[arg-type]
     regions, _ = _speech(
         source, signal, rate, threshold_db, margin_db, top_db, min_silence_seconds, min_speech_seconds, progress
@@ -428,7 +431,7 @@ def timeline(
     >>> frame = timeline("interview.flac", window_seconds=3.0, hop_seconds=1.0)  # doctest: +SKIP
     >>> segments(frame).head()  # doctest: +SKIP
     """
-    from .models import DEFAULT_MODEL_PATH, Model
+    from .models import load_model
 
     if not (window_seconds >= audio.MIN_DURATION_SECONDS and 0 < hop_seconds <= window_seconds):
         raise SERError(
@@ -437,7 +440,7 @@ def timeline(
         )
     if min_speech_seconds < audio.MIN_DURATION_SECONDS:
         raise SERError(f"min_speech_seconds must be at least {audio.MIN_DURATION_SECONDS}")
-    model = model or Model.load(DEFAULT_MODEL_PATH)
+    model = model or load_model()
     config = model.feature_config
     rate = config.sample_rate
     path = Path(source) if _is_path(source) else None  # type: ignore[arg-type]

@@ -1,4 +1,10 @@
-"""Shared fixtures: the RAVDESS corpus from ../shared/data, and small synthetic signals."""
+"""Shared fixtures: the RAVDESS corpus from ../shared/data, and small synthetic signals.
+
+Slow tests carry the ``slow`` marker, so that ``pytest -m "not slow"`` is a fast set for
+development (CI runs everything): a headless browser, a notebook kernel, a dask cluster, a
+one-hour file, ``ser`` process pools stopped by signals, and every test of a served demo
+(marked here, by the fixture that serves it: :data:`SLOW_FIXTURES`).
+"""
 
 from __future__ import annotations
 
@@ -12,6 +18,15 @@ PROJECT_ROOT = Path(__file__).resolve().parents[1]
 DATA_ROOT = Path(os.environ.get("SER_DATA_DIR", PROJECT_ROOT.parent / "shared" / "data"))
 RAVDESS = DATA_ROOT / "ravdess"
 CREMA_D = DATA_ROOT / "crema-d"
+
+#: A test that uses one of these fixtures is slow, whichever module it is in.
+SLOW_FIXTURES = {"server": "serves the demo in a process of its own"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if SLOW_FIXTURES.keys() & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
 
 
 def _corpus_folder(folder: Path, name: str) -> Path:

@@ -1,8 +1,9 @@
-"""The Gradio demo: served on loopback and driven with gradio_client; its handler called directly."""
+"""The Gradio demo: served on loopback and driven with gradio_client; its handler called directly; its two launchers."""
 
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -15,9 +16,9 @@ import httpx
 import numpy as np
 import pytest
 import soundfile
-
 from demo_support import free_port, serve, write_concatenation
 from media import write_encoded, write_video_only
+
 from ser_classic.models import DEFAULT_MODEL_PATH
 
 #: The model served and compared with ``ser predict``: the bundled one, whatever its training.
@@ -145,7 +146,7 @@ PYAV_ENCODED = {
 def test_compressed_uploads_get_the_same_answer_as_ser_predict(
     client: Any, angry_clip: Path, tmp_path: Path, suffix: str, file_format: str
 ) -> None:
-    from ser_classic.models import Model
+    from ser_classic.models import load_model
     from ser_classic.prediction import predict_files
 
     signal, sample_rate = soundfile.read(angry_clip, dtype="float32")
@@ -156,7 +157,7 @@ def test_compressed_uploads_get_the_same_answer_as_ser_predict(
     else:
         soundfile.write(compressed, signal, sample_rate, format=file_format)
     _, result = _summary_and_result(_ask(client, compressed))
-    expected = next(predict_files([compressed], Model.load(MODEL)))
+    expected = next(predict_files([compressed], load_model(MODEL)))
     assert result["error"] == "" and result["file_info"]["format"] == file_format
     assert result["emotion"] == expected["emotion"]
     assert result["confidence"] == pytest.approx(expected["confidence"], abs=1e-9)
@@ -266,7 +267,7 @@ def test_the_served_demo_names_its_own_share_option_not_gradios(server: tuple[st
     ],
 )
 def test_handler_never_raises_and_says_what_is_wrong(case: str, reason: str, tmp_path: Path, angry_clip: Path) -> None:
-    from app_gradio import Limits, analyze
+    from ser_classic.demo import Limits, analyze
 
     path, model_name, limits = angry_clip, None, Limits()
     if case == "nothing":
@@ -288,7 +289,7 @@ def test_handler_never_raises_and_says_what_is_wrong(case: str, reason: str, tmp
 
 
 def test_long_recording_gets_an_emotion_timeline_chart_and_short_one_does_not(actor_01: Path, tmp_path: Path) -> None:
-    from app_gradio import TIMELINE_WINDOW_SECONDS, analyze
+    from ser_classic.demo import TIMELINE_WINDOW_SECONDS, analyze
 
     sources = [actor_01 / f"03-01-{emotion}-02-01-01-01.flac" for emotion in ("05", "04", "03")]
     long_file = tmp_path / "three clips.wav"
@@ -313,7 +314,7 @@ def test_a_long_recording_is_headed_by_its_share_of_speech_per_emotion_then_the_
 ) -> None:
     """Three clips of changing emotion: the headline is the timeline's summary, not a label
     that mixes the three; the whole-clip label comes second, named as such."""
-    from app_gradio import analyze
+    from ser_classic.demo import analyze
     from ser_classic.models import card_path
 
     models = tmp_path / "models"
@@ -340,7 +341,7 @@ def test_a_long_recording_is_headed_by_its_share_of_speech_per_emotion_then_the_
 
 
 def test_model_picker_lists_the_bundled_default_first(tmp_path: Path) -> None:
-    from app_gradio import available_models
+    from ser_classic.demo import available_models
     from ser_classic.models import DEFAULT_MODEL_PATH
 
     for name in ("aaa.joblib", DEFAULT_MODEL_PATH.name, "zzz.joblib", "notes.txt"):
@@ -350,7 +351,7 @@ def test_model_picker_lists_the_bundled_default_first(tmp_path: Path) -> None:
 
 def test_a_per_speaker_model_is_refused_with_a_message(small_training_set: tuple, angry_clip: Path, tmp_path: Path) -> None:
     """Per-speaker standardization needs many clips of one speaker; the demo has one upload."""
-    from app_gradio import analyze
+    from ser_classic.demo import analyze
     from ser_classic.models import train
 
     features, labels = small_training_set
@@ -361,7 +362,7 @@ def test_a_per_speaker_model_is_refused_with_a_message(small_training_set: tuple
 
 
 def test_model_tab_shows_the_card_and_its_confusion_matrix_when_the_card_has_one(tmp_path: Path) -> None:
-    from app_gradio import model_view
+    from ser_classic.demo import model_view
     from ser_classic.models import card_path, read_card
 
     card = read_card(MODEL)
@@ -385,13 +386,61 @@ def test_model_tab_shows_the_card_and_its_confusion_matrix_when_the_card_has_one
     assert model_view("missing", tmp_path)[0].startswith("### Error")
 
 
-def test_ser_app_offers_the_demo_options() -> None:
+def test_the_handler_reads_the_header_then_decodes_the_upload_once(angry_clip: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from ser_classic import audio
+    from ser_classic.demo import analyze
+
+    opened, original = [], audio._open
+    monkeypatch.setattr(audio, "_open", lambda *args: opened.append(args) or original(*args))
+    analysis = analyze(angry_clip, models_dir=MODEL.parent)
+    assert analysis.error == "" and analysis.segments is not None
+    assert len(opened) == 2, "one header read for the limits, one decode for the analysis"
+
+
+# ----------------------------------------------------------------------------- the launchers
+DEMO_OPTIONS = {"--host", "--port", "--share", "--max-seconds", "--max-megabytes", "--concurrency", "--models-dir"}
+
+
+def _options(help_text: str) -> set[str]:
+    import re
+
+    return set(re.findall(r"(?<![\w-])--[a-z][a-z-]+", help_text)) - {"--help"}
+
+
+def test_ser_app_and_app_gradio_py_offer_the_same_options() -> None:
     from typer.testing import CliRunner
 
+    from demo_support import PROJECT_ROOT
     from ser_classic.cli import app
 
-    result = CliRunner().invoke(app, ["app", "--help"])
-    assert result.exit_code == 0
-    for option in ("--host", "--port", "--share", "--max-seconds", "--max-megabytes"):
-        assert option in result.output
-    assert "127.0.0.1" in result.output
+    ser_app = CliRunner().invoke(app, ["app", "--help"], terminal_width=200)
+    script = subprocess.run(
+        [sys.executable, "app_gradio.py", "--help"], cwd=PROJECT_ROOT, capture_output=True, text=True, env={**os.environ, "COLUMNS": "200"}
+    )
+    assert ser_app.exit_code == 0 and script.returncode == 0, script.stderr
+    assert DEMO_OPTIONS <= _options(ser_app.output)
+    assert _options(script.stdout) == _options(ser_app.output)
+    assert "127.0.0.1" in ser_app.output
+
+
+def test_ser_app_and_app_gradio_py_launch_the_packaged_demo_with_the_same_settings(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import runpy
+
+    from typer.testing import CliRunner
+
+    from demo_support import PROJECT_ROOT
+    from ser_classic import demo
+    from ser_classic.cli import app
+
+    launches: list[dict[str, Any]] = []
+    monkeypatch.setattr(demo, "launch", lambda **settings: launches.append(settings))
+    arguments = ["--port", "7999", "--share", "--max-seconds", "10", "--max-megabytes", "3", "--concurrency", "4", "--models-dir", str(tmp_path)]
+    assert CliRunner().invoke(app, ["app", *arguments]).exit_code == 0
+    monkeypatch.setattr(sys, "argv", ["app_gradio.py", *arguments])
+    with pytest.raises(SystemExit) as stop:
+        runpy.run_path(str(PROJECT_ROOT / "app_gradio.py"), run_name="__main__")
+    assert stop.value.code == 0
+    expected = {"host": "127.0.0.1", "port": 7999, "share": True, "max_seconds": 10.0, "max_megabytes": 3.0, "concurrency": 4, "models_dir": tmp_path}
+    assert launches == [expected, expected]

@@ -39,7 +39,7 @@ from typer.testing import CliRunner
 from ser_classic.cli import app
 from ser_classic.errors import AudioError
 from ser_classic.features import FeatureExtractor, feature_names
-from ser_classic.models import Model
+from ser_classic.models import Model, load_model
 from ser_classic.outputs import write_rows
 from ser_classic.prediction import predict_files, prediction_columns
 
@@ -76,7 +76,7 @@ def _expected(case: str) -> str | None:
 
 @pytest.fixture(scope="module")
 def model(small_model_path: Path) -> Model:
-    return Model.load(small_model_path)
+    return load_model(small_model_path)
 
 
 @pytest.fixture(scope="module")
@@ -238,7 +238,7 @@ def test_ser_predict_gives_each_good_clip_the_row_it_gets_alone(cli_run, cases: 
 def test_gradio_handler_answers_every_case_with_a_result_or_a_one_line_message(cases: dict[str, Path], case: str) -> None:
     """The demo's request handler on the same files: never raises, never shows a traceback,
     never returns a non-finite probability (its own upload limits may refuse the 1-hour file)."""
-    from app_gradio import analyze
+    from ser_classic.demo import analyze
 
     analysis = analyze(str(cases[case]))
     error = analysis.error

@@ -9,8 +9,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from demo_support import free_port, serve, write_concatenation
+
+#: Each test drives a headless browser against a served demo (``pytest -m "not slow"`` leaves them out).
+pytestmark = pytest.mark.slow
 
 CHROMIUM = Path("/usr/bin/chromium")
 #: No sandbox (CI runs as root in a container), no GPU, no background traffic of its own; a
@@ -74,10 +76,10 @@ def _upload(page: Any, path: Path) -> None:
 
 
 def test_uploaded_clip_shows_its_emotion_in_the_browser(page: Any, angry_clip: Path, tmp_path: Path) -> None:
-    from ser_classic.models import DEFAULT_MODEL_PATH, Model
+    from ser_classic.models import DEFAULT_MODEL_PATH, load_model
     from ser_classic.prediction import predict_files
 
-    expected = next(predict_files([angry_clip], Model.load(DEFAULT_MODEL_PATH)))["emotion"]
+    expected = next(predict_files([angry_clip], load_model(DEFAULT_MODEL_PATH)))["emotion"]
     _upload(page, angry_clip)
     headline = page.locator("#summary h2")
     headline.wait_for(timeout=RESULT_TIMEOUT_MS)
@@ -153,12 +155,12 @@ def test_phone_and_video_call_recordings_are_analysed(
     import soundfile
     from media import write_encoded
 
-    from ser_classic.models import DEFAULT_MODEL_PATH, Model
+    from ser_classic.models import DEFAULT_MODEL_PATH, load_model
     from ser_classic.prediction import predict_files
 
     signal, sample_rate = soundfile.read(angry_clip, dtype="float32")
     path = write_encoded(tmp_path / name, signal, sample_rate, codec, **settings)
-    expected = next(predict_files([path], Model.load(DEFAULT_MODEL_PATH)))["emotion"]
+    expected = next(predict_files([path], load_model(DEFAULT_MODEL_PATH)))["emotion"]
     page.locator(f"{widget} input[type=file]").set_input_files(str(path))
     headline = page.locator("#summary h2")
     headline.wait_for(timeout=RESULT_TIMEOUT_MS)

@@ -21,8 +21,8 @@ from typer.testing import CliRunner, Result
 
 from ser_classic.cli import app
 from ser_classic.corpus import read_corpus
-from ser_classic.features import FeatureExtractor, feature_names
-from ser_classic.models import DEFAULT_MODEL_PATH, Model, card_path, read_card
+from ser_classic.features import FeatureConfig, FeatureExtractor, feature_names
+from ser_classic.models import DEFAULT_MODEL_PATH, card_path, load_model, read_card
 
 
 def ser(*args: object) -> Result:
@@ -72,7 +72,7 @@ def test_predict_folder_to_csv(actor_01: Path, small_model_path: Path, feature_c
                  "--jobs", "2", "--cache-dir", feature_cache_dir)
     assert result.exit_code == 0, result.stderr
     assert result.stdout == ""
-    classes = Model.load(small_model_path).classes
+    classes = load_model(small_model_path).classes
     table = pd.read_csv(output, keep_default_na=False)
     assert list(table.columns) == prediction_header(classes)
     assert len(table) == 60
@@ -90,7 +90,7 @@ def test_predict_jsonl_to_stdout_parses_line_by_line(angry_clip: Path, actor_01:
     assert result.exit_code == 0, result.stderr
     lines = result.stdout.splitlines()
     assert len(lines) == 4
-    classes = Model.load(small_model_path).classes
+    classes = load_model(small_model_path).classes
     rows = [json.loads(line) for line in lines]
     assert [row["path"] for row in rows] == [str(clip) for clip in clips]
     for row in rows:
@@ -118,7 +118,7 @@ def test_predict_reports_bad_files_as_rows_and_exits_1(actor_01: Path, small_mod
     assert "empty file" in table.loc[str(folder / "empty.wav"), "error"]
     for name in ("notes.wav", "empty.wav"):
         assert table.loc[str(folder / name), "emotion"] == "" and table.loc[str(folder / name), "confidence"] == ""
-    classes = Model.load(small_model_path).classes
+    classes = load_model(small_model_path).classes
     for clip in good:
         row = table.loc[str(folder / clip.name)]
         assert row["error"] == "" and row["emotion"] in classes
@@ -173,7 +173,7 @@ def test_train_with_cross_validation_puts_scores_on_the_card(three_actors: Path,
         assert 0.0 <= scores["mean"]["accuracy"] <= 1.0
         assert np.sum(scores["confusion_matrix"]) == 24
         assert f"{protocol:>8}: accuracy {scores['mean']['accuracy']:.3f}" in result.stdout
-    assert Model.load(out).classes == ["angry", "sad"]
+    assert load_model(out).classes == ["angry", "sad"]
 
 
 def test_train_without_options_builds_the_bundled_configuration_scored_by_speaker_only(
@@ -200,13 +200,13 @@ def test_train_with_speed_augmentation_records_it_and_trains_on_the_copies(three
     training = read_card(out)["training"]
     assert training["augmentation"] == "speed, 2 copies per training clip"
     assert training["n_clips"] == 24 and training["n_augmented_copies"] == 48
-    assert Model.load(out).classes == ["angry", "sad"]
+    assert load_model(out).classes == ["angry", "sad"]
 
 
 def test_an_unknown_augmentation_is_refused_before_any_work(three_actors: Path, tmp_path: Path) -> None:
     result = ser("evaluate", three_actors, "--augment", "reverb", "--out-dir", tmp_path / "report")
     assert result.exit_code == 2
-    assert "unknown --augment 'reverb'" in result.stderr and "speed" in result.stderr
+    assert "unknown augmentation 'reverb'" in result.stderr and "speed" in result.stderr
     assert not (tmp_path / "report").exists()
 
 
@@ -260,6 +260,8 @@ def test_features_writes_a_table_with_labels(suffix: str, label_folders: Path, f
     result = ser("features", label_folders, "--output", output, "--jobs", "1", "--cache-dir", feature_cache_dir)
     assert result.exit_code == 0, result.stderr
     table = pd.read_parquet(output) if suffix == ".parquet" else pd.read_csv(output, index_col="path")
+    if suffix == ".parquet":  # the settings travel with the table
+        assert table.attrs["feature_config"] == FeatureConfig().to_dict()
     paths = sorted(str(path) for path in label_folders.rglob("*.flac"))
     assert len(paths) == 4
     assert sorted(table.index) == paths
@@ -310,3 +312,26 @@ def test_top_level_help_lists_the_commands() -> None:
     assert result.exit_code == 0
     for command in ("predict", "train", "evaluate", "features", "info"):
         assert command in result.stdout
+
+
+def test_parquet_without_pyarrow_names_the_extra(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    import ser_classic.outputs as outputs
+    from ser_classic.errors import SERError
+
+    monkeypatch.setattr(outputs, "find_spec", lambda name: None)
+    with pytest.raises(SERError, match=r"ser-classic\[parquet\]"):
+        outputs.write_table(pd.DataFrame({"a": [1.0]}), tmp_path / "t.parquet")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_the_default_feature_cache_is_the_users_cache_folder_not_the_current_one(label_folders: Path, tmp_path: Path) -> None:
+    import os
+
+    work, cache_home = tmp_path / "work", tmp_path / "xdg-cache"
+    work.mkdir()
+    env = {key: value for key, value in os.environ.items() if key != "SER_CACHE_DIR"} | {"XDG_CACHE_HOME": str(cache_home)}
+    command = [sys.executable, "-c", "from ser_classic.cli import main; main()", "features", str(label_folders), "--output", "t.csv", "--jobs", "1"]
+    subprocess.run(command, cwd=work, env=env, check=True, capture_output=True)
+    assert sorted(path.name for path in work.iterdir()) == ["t.csv"]
+    cached = list((cache_home / "ser-classic" / "features").rglob("*.npy"))
+    assert len(cached) == 4

@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 import soundfile
 
+from ser_classic.audio import AUDIO_EXTENSIONS
 from ser_classic.corpus import (
     EMOTION_SETS,
     find_audio_files,
@@ -18,7 +19,6 @@ from ser_classic.corpus import (
     read_manifest,
     select_classes,
 )
-from ser_classic.audio import AUDIO_EXTENSIONS
 from ser_classic.errors import CorpusError
 
 RAVDESS_LABELS = ["angry", "calm", "disgust", "fearful", "happy", "neutral", "sad", "surprised"]

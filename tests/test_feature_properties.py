@@ -97,14 +97,6 @@ def test_any_finite_signal_gives_fixed_names_and_finite_values(example: tuple[np
     assert np.all(np.isfinite(vector.to_numpy())), vector[~np.isfinite(vector.to_numpy())]
 
 
-@examples(15)
-@given(valid_signals())
-def test_the_same_signal_gives_the_same_vector(example: tuple[np.ndarray, int]) -> None:
-    signal, sample_rate = example
-    first = extract_features(signal, sample_rate)
-    np.testing.assert_array_equal(extract_features(signal.copy(), sample_rate).to_numpy(), first.to_numpy())
-
-
 @examples(40)
 @given(sample_rate=st.integers(8000, 96000), fraction=st.floats(0.0, 1.0, exclude_max=True), seed=st.integers(0, 99))
 def test_shorter_than_the_minimum_is_refused(sample_rate: int, fraction: float, seed: int) -> None:

@@ -13,8 +13,11 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
 import re
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import joblib
@@ -416,23 +419,75 @@ def test_an_octave_glide_rises_six_semitones_a_second_and_a_steady_tone_not_at_a
 
 # --- determinism and resampling -------------------------------------------------------------
 
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
-def test_same_signal_gives_identical_vector(clip_signal: np.ndarray, clip_vector: pd.Series) -> None:
-    assert_array_equal(extract_features(clip_signal.copy(), SR).to_numpy(), clip_vector.to_numpy())
+#: Run by a fresh interpreter: the vectors of the files and ``.npz`` signals named on the
+#: command line, saved as one array.
+EXTRACT_IN_A_FRESH_PROCESS = """
+import sys
+import numpy as np
+from ser_classic.features import FeatureExtractor, extract_features
+output, *inputs = sys.argv[1:]
+extractor = FeatureExtractor()
+vectors = []
+for item in inputs:
+    if item.endswith(".npz"):
+        with np.load(item) as data:
+            vectors.append(extract_features(data["signal"], int(data["sample_rate"])).to_numpy())
+    else:
+        vectors.append(extractor.extract_file(item).to_numpy())
+np.save(output, np.vstack(vectors))
+"""
 
 
-def test_extract_file_is_deterministic_and_matches_parallel_extract_files(a_few_clips: list[Path]) -> None:
+def synthetic_signals() -> list[tuple[np.ndarray, int]]:
+    """Signals unlike speech at the edges of what the extractor takes: other rates, stereo,
+    tiny and huge levels, float64."""
+    rng = np.random.default_rng(11)
+    seconds = np.arange(int(1.5 * 8000)) / 8000
+    chirp = 1e5 * scipy.signal.chirp(seconds, f0=80.0, t1=seconds[-1], f1=3000.0)
+    noise = 1e-20 * rng.standard_normal((int(0.4 * 96000), 2))
+    pulses = np.zeros(int(0.8 * 44100))
+    pulses[::300] = 0.5
+    return [(chirp, 8000), (noise, 96000), (pulses.astype(np.float32), 44100), (harmonic_tone(150.0, 22050), 22050)]
+
+
+def test_vectors_are_the_same_bit_for_bit_in_fresh_processes_and_in_pool_workers(a_few_clips: list[Path], tmp_path: Path) -> None:
+    """Two new interpreters, with other hash seeds and one or the default number of BLAS
+    threads, compute exactly the vectors of this process; so does a pool of workers. A repeat in
+    one process could not show a dependence on process state, thread count or set order."""
+    signals = synthetic_signals()
+    signal_files = []
+    for k, (signal, sample_rate) in enumerate(signals):
+        signal_files.append(tmp_path / f"signal-{k}.npz")
+        np.savez(signal_files[-1], signal=signal, sample_rate=sample_rate)
+    inputs = [*map(str, a_few_clips), *map(str, signal_files)]
+    environment = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(PROJECT_ROOT), os.environ.get("PYTHONPATH")]))}
+    runs = {
+        "one BLAS thread": {"PYTHONHASHSEED": "1", "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"},
+        "default threads": {"PYTHONHASHSEED": "2"},
+    }
+    processes = {
+        name: subprocess.Popen(
+            [sys.executable, "-c", EXTRACT_IN_A_FRESH_PROCESS, str(tmp_path / f"{k}.npy"), *inputs],
+            env={**environment, **settings}, stderr=subprocess.PIPE, text=True,
+        )
+        for k, (name, settings) in enumerate(runs.items())
+    }
     extractor = FeatureExtractor()
-    first = [extractor.extract_file(path) for path in a_few_clips]
-    again = [extractor.extract_file(path) for path in a_few_clips]
-    table = extractor.extract_files(a_few_clips, n_jobs=2)
+    here = np.vstack(
+        [extractor.extract_file(path).to_numpy() for path in a_few_clips]
+        + [extract_features(signal, sample_rate).to_numpy() for signal, sample_rate in signals]
+    )
+    pool = extractor.extract_files(a_few_clips, n_jobs=2)
     assert len(a_few_clips) == 4
-    assert list(table.index) == [str(path) for path in a_few_clips]
-    assert list(table.columns) == feature_names()
-    for path, vector, repeated in zip(a_few_clips, first, again):
-        assert vector.name == str(path)
-        assert_array_equal(vector.to_numpy(), repeated.to_numpy())
-        assert_array_equal(table.loc[str(path)].to_numpy(), vector.to_numpy())
+    assert list(pool.index) == [str(path) for path in a_few_clips]
+    assert list(pool.columns) == feature_names()
+    assert_array_equal(pool.to_numpy(), here[: len(a_few_clips)])
+    for k, (name, process) in enumerate(processes.items()):
+        _, stderr = process.communicate(timeout=300)
+        assert process.returncode == 0, f"{name}: {stderr[-2000:]}"
+        assert_array_equal(np.load(tmp_path / f"{k}.npy"), here, err_msg=name)
 
 
 @pytest.mark.parametrize("recording_rate", [44100, 22050, 16000])

@@ -108,7 +108,7 @@ def test_evaluate_accepts_any_estimator(estimator: object) -> None:
 def test_a_batch_normalized_model_standardizes_the_files_it_is_given_together(tmp_path: Path) -> None:
     """Training corpora each by their own statistics; at prediction, the given batch by its own."""
     from ser_classic.features import feature_names
-    from ser_classic.models import Model, train
+    from ser_classic.models import load_model, train
 
     names = feature_names()
     rng = np.random.default_rng(2)
@@ -125,7 +125,7 @@ def test_a_batch_normalized_model_standardizes_the_files_it_is_given_together(tm
     plain = train(training, both_labels, classifier="logreg", speakers=batches)
     normalized = train(training, both_labels, classifier="logreg", speakers=batches, batches=batches, batch_norm=True)
     normalized.save(tmp_path / "m.joblib")
-    loaded = Model.load(tmp_path / "m.joblib")
+    loaded = load_model(tmp_path / "m.joblib")
     assert loaded.batch_norm and not loaded.speaker_norm
     new_corpus = corpus(6.0)  # a recording channel no training corpus had
     accuracy = {
@@ -188,10 +188,10 @@ def write_non_speech(folder: Path) -> dict[str, Path]:
 
 
 def test_silence_hum_and_noise_get_no_speech_and_speech_keeps_its_emotion(tmp_path: Path, angry_clip: Path) -> None:
-    from ser_classic.models import DEFAULT_MODEL_PATH, Model
+    from ser_classic.models import DEFAULT_MODEL_PATH, load_model
 
     paths = write_non_speech(tmp_path)
-    rows = list(predict_files([*paths.values(), angry_clip], Model.load(DEFAULT_MODEL_PATH)))
+    rows = list(predict_files([*paths.values(), angry_clip], load_model(DEFAULT_MODEL_PATH)))
     for row in rows[:3]:
         assert row["emotion"] == NO_SPEECH
         assert row["confidence"] is None
@@ -270,9 +270,9 @@ def test_the_same_clip_in_another_format_gives_nearly_the_same_vector(format_vec
 
 @pytest.mark.parametrize("fmt", ["wav-44100", "wav-22050", "wav-16000", "mp3-128k"])
 def test_the_same_clip_in_another_format_keeps_its_label(converted_clips: dict[str, list[Path]], fmt: str) -> None:
-    from ser_classic.models import DEFAULT_MODEL_PATH, Model
+    from ser_classic.models import DEFAULT_MODEL_PATH, load_model
 
-    model = Model.load(DEFAULT_MODEL_PATH)
+    model = load_model(DEFAULT_MODEL_PATH)
     labels = {
         name: [row["emotion"] for row in predict_files(converted_clips[name], model, n_jobs=2)] for name in ("flac", fmt)
     }

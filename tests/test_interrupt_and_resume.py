@@ -31,7 +31,7 @@ from ser_classic.atomic import atomic_output, leftover_temporary, temporary_path
 from ser_classic.cli import app
 from ser_classic.errors import SERError
 from ser_classic.interruption import Stopped
-from ser_classic.models import Model
+from ser_classic.models import load_model
 from ser_classic.outputs import read_jsonl_rows, read_rows, write_rows
 from ser_classic.prediction import predict_files, prediction_columns, resumable_rows
 
@@ -145,6 +145,7 @@ STOPS = [
 ]
 
 
+@pytest.mark.slow  # a ser process with a pool, stopped by a signal, then resumed
 @pytest.mark.parametrize(("stop", "fmt", "whole_group"), STOPS)
 def test_a_stopped_predict_keeps_its_rows_and_resume_finishes_it(
     stop: signal.Signals, fmt: str, whole_group: bool, two_actors: list[str], small_model_path: Path,
@@ -168,6 +169,7 @@ def test_a_stopped_predict_keeps_its_rows_and_resume_finishes_it(
     _check_resume_finishes([*common, *_warm(reference_cache)], output, kept, reference_rows)
 
 
+@pytest.mark.slow  # a ser process with a pool, stopped by a signal
 def test_after_sigkill_resume_takes_the_temporary_file_over(
     two_actors: list[str], small_model_path: Path, reference: tuple[dict[str, tuple], Path], tmp_path: Path
 ) -> None:
@@ -199,6 +201,7 @@ def test_after_sigkill_resume_takes_the_temporary_file_over(
     assert rows[0]["confidence"] == "0.123456789"
 
 
+@pytest.mark.slow  # a ser process with a pool, stopped by a signal
 def test_features_stopped_by_sigterm_leave_the_output_and_continue_from_the_cache(
     actor_01: Path, tmp_path: Path
 ) -> None:
@@ -224,6 +227,7 @@ def test_features_stopped_by_sigterm_leave_the_output_and_continue_from_the_cach
     assert list(cache.rglob("*.tmp")) == []  # what workers ended mid-write left was taken over
 
 
+@pytest.mark.slow  # a ser process with a pool, stopped by a signal
 def test_sigint_with_resume_keeps_complete_rows_and_a_second_resume_changes_nothing(
     clip_folder: Path, small_model_path: Path, tmp_path: Path
 ) -> None:
@@ -234,7 +238,7 @@ def test_sigint_with_resume_keeps_complete_rows_and_a_second_resume_changes_noth
     kept = read_jsonl_rows(output)
     assert 0 < len(kept) < N_CLIPS
 
-    expected = {row["path"]: _values(row) for row in predict_files([clip_folder], Model.load(small_model_path))}
+    expected = {row["path"]: _values(row) for row in predict_files([clip_folder], load_model(small_model_path))}
     rows = _check_resume_finishes(arguments[:-1], output, kept, expected)
     again = subprocess.run([*SER, *arguments], capture_output=True, text=True, timeout=600)
     assert again.returncode == 0, again.stderr

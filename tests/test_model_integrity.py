@@ -13,6 +13,8 @@ import json
 import os
 import pickle
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +25,7 @@ from ser_classic.cli import app
 from ser_classic.errors import ModelError
 from ser_classic.features import EXTRACTOR_VERSION
 from ser_classic.features.cache import file_sha256
-from ser_classic.models import CLASSIFIERS, Model, card_path, read_card, train
+from ser_classic.models import CLASSIFIERS, card_path, load_model, read_card, train
 
 
 class _CreatesMarkerWhenUnpickled:
@@ -63,7 +65,7 @@ def test_saved_model_loads_and_predicts_as_trained(small_training_set, tmp_path:
     features, labels = small_training_set
     model = train(features, labels, classifier="logreg", seed=0)
     model.save(tmp_path / "m.joblib")
-    loaded = Model.load(tmp_path / "m.joblib")
+    loaded = load_model(tmp_path / "m.joblib")
     assert loaded.classes == model.classes and loaded.feature_names == model.feature_names
     np.testing.assert_array_equal(loaded.predict_proba(features).to_numpy(), model.predict_proba(features).to_numpy())
 
@@ -79,7 +81,7 @@ def test_modified_model_bytes_are_refused(model_path: Path, damage: str) -> None
         data += b"\x00"
     model_path.write_bytes(bytes(data))
     with pytest.raises(ModelError, match="SHA-256 of the file does not match its model card") as raised:
-        Model.load(model_path)
+        load_model(model_path)
     assert str(model_path) in str(raised.value)
 
 
@@ -87,7 +89,7 @@ def test_hash_mismatch_is_refused_before_unpickling(model_path: Path, tmp_path: 
     marker = tmp_path / "unpickled"
     _plant_side_effect_pickle(model_path, marker, vouch=False)
     with pytest.raises(ModelError, match="SHA-256"):
-        Model.load(model_path)
+        load_model(model_path)
     assert not marker.exists()
 
 
@@ -97,7 +99,7 @@ def test_control_a_vouched_pickle_is_executed_then_rejected(model_path: Path, tm
     marker = tmp_path / "unpickled"
     _plant_side_effect_pickle(model_path, marker, vouch=True)
     with pytest.raises(ModelError, match="not a ser-classic model artifact"):
-        Model.load(model_path)
+        load_model(model_path)
     assert marker.is_dir()
 
 
@@ -134,7 +136,7 @@ def test_incompatible_card_is_refused_before_unpickling(model_path: Path, tmp_pa
     edit(card)
     _write_card(model_path, card)
     with pytest.raises(ModelError, match=reason):
-        Model.load(model_path)
+        load_model(model_path)
     assert not marker.exists()
 
 
@@ -143,7 +145,7 @@ def test_missing_card_is_refused_before_unpickling(model_path: Path, tmp_path: P
     _plant_side_effect_pickle(model_path, marker, vouch=True)
     card_path(model_path).unlink()
     with pytest.raises(ModelError, match="model card small.card.json is missing"):
-        Model.load(model_path)
+        load_model(model_path)
     assert not marker.exists()
 
 
@@ -151,12 +153,12 @@ def test_missing_card_is_refused_before_unpickling(model_path: Path, tmp_path: P
 def test_malformed_card_is_refused_with_model_error(model_path: Path, text: str) -> None:
     card_path(model_path).write_text(text)
     with pytest.raises(ModelError):
-        Model.load(model_path)
+        load_model(model_path)
 
 
 def test_missing_model_file_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ModelError, match="no such model file"):
-        Model.load(tmp_path / "absent.joblib")
+        load_model(tmp_path / "absent.joblib")
 
 
 def test_artifact_whose_features_disagree_with_its_card_is_refused(model_path: Path) -> None:
@@ -170,7 +172,7 @@ def test_artifact_whose_features_disagree_with_its_card_is_refused(model_path: P
     card["artifact"]["sha256"] = file_sha256(model_path)
     _write_card(model_path, card)
     with pytest.raises(ModelError, match="artifact and model card disagree"):
-        Model.load(model_path)
+        load_model(model_path)
 
 
 def test_cli_refuses_a_tampered_model_in_one_line(model_path: Path, angry_clip: Path) -> None:
@@ -201,20 +203,28 @@ def test_the_seed_matters_for_a_randomized_classifier(small_training_set) -> Non
     assert not np.array_equal(first.to_numpy(), second.to_numpy())
 
 
-def test_the_same_train_command_gives_the_same_predictions(small_training_set, ravdess_root: Path, tmp_path: Path) -> None:
+def test_the_same_train_command_in_two_fresh_processes_gives_the_same_model(small_training_set, tmp_path: Path) -> None:
+    """``ser train`` run twice as new processes (other hash seeds, so other set and dict orders):
+    the two models give the same probabilities bit for bit. Training twice in one process
+    could not show a dependence on process state."""
     features, labels = small_training_set
     manifest = tmp_path / "corpus.csv"
     manifest.write_text("path,label\n" + "".join(f"{path},{label}\n" for path, label in zip(features.index, labels)))
-    cache = tmp_path / "cache"
-    clips = [str(ravdess_root / "Actor_04" / name) for name in ("03-01-05-02-01-01-04.flac", "03-01-04-01-02-01-04.flac")]
-    outputs = []
-    for run in ("first", "second"):
-        model = tmp_path / run / "model.joblib"
-        common = ["--jobs", "1", "--cache-dir", str(cache)]
-        trained = CliRunner().invoke(app, ["train", str(manifest), "--out", str(model), "--cv-folds", "0", "--seed", "3", *common])
-        assert trained.exit_code == 0, trained.output
-        predicted = CliRunner().invoke(app, ["predict", *clips, "--model", str(model), "--format", "csv", "--jobs", "1"])
-        assert predicted.exit_code == 0, predicted.output
-        outputs.append(predicted.stdout)
-    assert outputs[0] == outputs[1]
-    assert len(outputs[0].strip().splitlines()) == 1 + len(clips)
+    project = str(Path(__file__).resolve().parents[1])
+    environment = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [project, os.environ.get("PYTHONPATH")]))}
+    models = [tmp_path / run / "model.joblib" for run in ("first", "second")]
+    runs = [
+        subprocess.Popen(
+            [sys.executable, "-c", "from ser_classic.cli import main; main()", "train", str(manifest), "--out", str(model),
+             "--cv-folds", "0", "--seed", "3", "--jobs", "1", "--cache-dir", str(tmp_path / "cache" / str(hash_seed))],
+            env={**environment, "PYTHONHASHSEED": str(hash_seed)}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )
+        for hash_seed, model in enumerate(models, start=1)
+    ]
+    for run in runs:
+        _, stderr = run.communicate(timeout=300)
+        assert run.returncode == 0, stderr[-2000:]
+    first, second = (load_model(model) for model in models)
+    assert first.classes == second.classes
+    np.testing.assert_array_equal(first.predict_proba(features).to_numpy(), second.predict_proba(features).to_numpy())
+    assert read_card(models[0])["classifier"] == "ensemble"  # the default configuration, with its randomized MLP

@@ -18,6 +18,7 @@ def test_feature_tour_is_committed_without_outputs() -> None:
     assert code and all(cell.outputs == [] and cell.execution_count is None for cell in code)
 
 
+@pytest.mark.slow  # a Jupyter kernel runs the notebook
 def test_feature_tour_runs_and_shows_distributions_and_a_confusion_matrix(
     ravdess_root: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

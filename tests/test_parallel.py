@@ -23,6 +23,7 @@ from typer.testing import CliRunner
 from ser_classic.cli import app
 from ser_classic.parallel import ordered_map, parallel_backend
 
+
 @pytest.fixture(scope="module")
 def clips(ravdess_root: Path) -> list[Path]:
     """20 clips of two actors, every emotion, both intensities (one of them stereo in RAVDESS)."""
@@ -50,6 +51,7 @@ def _item_and_pid(item: int) -> tuple[int, int]:
     return item, os.getpid()
 
 
+@pytest.mark.slow  # a dask cluster
 def test_ordered_map_on_dask_runs_on_the_workers_in_input_order(scheduler_address: str) -> None:
     with parallel_backend("dask", scheduler=scheduler_address):
         results = list(ordered_map(_item_and_pid, list(range(40)), n_jobs=1))
@@ -63,18 +65,21 @@ def _malloc_trim_setting(item: int) -> str | None:
     return os.environ.get("MALLOC_TRIM_THRESHOLD_")
 
 
+@pytest.mark.slow  # a dask cluster
 def test_local_cluster_workers_keep_glibc_default_malloc_thresholds() -> None:
     """dask's default MALLOC_TRIM_THRESHOLD_ halves extraction speed (see ser_classic.parallel)."""
     with parallel_backend("dask", n_workers=1):
         assert list(ordered_map(_malloc_trim_setting, [0, 1])) == [None, None]
 
 
+@pytest.mark.slow  # a dask cluster
 def test_ordered_map_is_local_again_after_the_dask_block(scheduler_address: str) -> None:
     with parallel_backend("dask", scheduler=scheduler_address):
         pass
     assert {pid for _, pid in ordered_map(_item_and_pid, [1, 2, 3])} == {os.getpid()}
 
 
+@pytest.mark.slow  # a dask cluster
 def test_predict_on_a_joined_cluster_equals_local(clips: list[Path], scheduler_address: str) -> None:
     paths = [str(path) for path in clips]
     runner = CliRunner()
@@ -87,6 +92,7 @@ def test_predict_on_a_joined_cluster_equals_local(clips: list[Path], scheduler_a
     assert [line for line in remote.stdout.splitlines() if line.startswith(("path,", "/"))] == local_rows
 
 
+@pytest.mark.slow  # a dask cluster
 def test_features_on_a_two_worker_local_cluster_equal_local(clips: list[Path], tmp_path: Path) -> None:
     manifest = tmp_path / "corpus.csv"
     pd.DataFrame({"path": [str(p) for p in clips], "label": "x", "speaker": [p.parent.name for p in clips]}).to_csv(
@@ -112,6 +118,7 @@ def _without_progress_bars(stderr: str) -> list[str]:
     return [fragment for fragment in fragments if fragment and not re.match(r"features:\s+\d+%\|", fragment)]
 
 
+@pytest.mark.slow  # a dask cluster, in a ser process
 @pytest.mark.parametrize("verbose", [False, True], ids=["quiet", "--verbose"])
 def test_dask_lifecycle_messages_show_only_with_verbose(verbose: bool, clips: list[Path], small_model_path: Path, tmp_path: Path) -> None:
     """A real ``ser`` process, whose logging is set up as users get it (not pytest's)."""

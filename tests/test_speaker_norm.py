@@ -20,7 +20,7 @@ from ser_classic.corpus import parse_ravdess_name
 from ser_classic.errors import ModelError, SERError
 from ser_classic.evaluation import evaluate
 from ser_classic.features import FeatureExtractor
-from ser_classic.models import Model, train
+from ser_classic.models import load_model, train
 from ser_classic.normalization import small_speakers, speaker_statistics, standardize_per_speaker
 
 TRAIN_ACTORS = (1, 2, 3, 4)
@@ -161,7 +161,7 @@ def test_train_and_predict_with_speaker_norm_round_trip(
 
     _invoke("train", tmp_path / "train", "--out", model_path, "--classifier", "logreg", "--cv-folds", 2, "--random-split", "--speaker-norm", *common)
     card = json.loads(model_path.with_name("m.card.json").read_text())
-    assert card["speaker_norm"] is True and Model.load(model_path).speaker_norm
+    assert card["speaker_norm"] is True and load_model(model_path).speaker_norm
     assert set(card["evaluation"]) == {"speaker", "random"}
 
     by_folder = pd.read_csv(io.StringIO(_invoke("predict", tmp_path / "test", "--model", model_path, "--format", "csv", *common).stdout))

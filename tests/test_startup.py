@@ -137,6 +137,27 @@ def test_helper_process_runs_a_few_calls_in_order_in_one_forked_process(n_jobs: 
     assert result.stdout.split() == ["True", f"[{in_this_process}]"]
 
 
+HELPER_DIES = """
+import os
+from functools import partial
+from ser_classic.parallel import helper_process, ordered_map
+
+def item_and_pid(item):
+    return item, os.getpid()
+
+with helper_process(partial(os._exit, 3), n_jobs=-1, n_items=3):  # the helper dies on its first task
+    results = list(ordered_map(item_and_pid, [0, 1, 2], n_jobs=-1))
+print(results == [(item, os.getpid()) for item in range(3)])
+"""
+
+
+@pytest.mark.skipif((os.cpu_count() or 1) < 2 or not sys.platform.startswith("linux"), reason="the helper needs two cores and fork")
+def test_a_helper_that_dies_leaves_its_items_to_this_process() -> None:
+    result = subprocess.run([sys.executable, "-c", HELPER_DIES], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.split() == ["True"]
+    assert "helper process ended unexpectedly" in result.stderr
+
 POOL_RUN = """
 import os, sys
 from ser_classic.parallel import ordered_map

@@ -305,6 +305,7 @@ def test_cli_reports_a_missing_file_and_bad_settings(model_file: Path, tmp_path:
     assert "hop" in bad.output
 
 
+@pytest.mark.slow  # writes and reads a one-hour file
 def test_one_hour_file_runs_in_bounded_memory(model_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     """`ser timeline` on synthetic 5-minute and 1-hour files: peak RSS under 1 GB, not growing."""
     script = PROJECT_ROOT / "benchmarks" / "timeline_memory.py"

@@ -5,10 +5,14 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING
 
 from ..audio import ANALYSIS_SAMPLE_RATE, FRAME_LENGTH, HOP_LENGTH
 
-__all__ = ["EXTRACTOR_VERSION", "FeatureConfig"]
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = ["EXTRACTOR_VERSION", "FeatureConfig", "table_config"]
 
 #: Bumped whenever the computation of any feature changes, so that stale vectors are never reused.
 EXTRACTOR_VERSION = "4"
@@ -67,3 +71,20 @@ class FeatureConfig:
         """Short hash of :meth:`to_dict`: equal digests mean identical feature vectors."""
         text = json.dumps(self.to_dict(), sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def table_config(table: pd.DataFrame) -> FeatureConfig | None:
+    """The settings a feature table was made with, as :class:`~ser_classic.features.FeatureExtractor`
+    records them in ``table.attrs["feature_config"]`` (kept by Parquet files); ``None`` if not recorded.
+
+    Raises
+    ------
+    ValueError
+        The table was made by another extractor version.
+    """
+    recorded = table.attrs.get("feature_config")
+    if not isinstance(recorded, dict):
+        return None
+    if recorded.get("version") != EXTRACTOR_VERSION:
+        raise ValueError(f"the feature table was made by extractor version {recorded.get('version')!r}, this is {EXTRACTOR_VERSION!r}")
+    return FeatureConfig.from_dict(recorded)

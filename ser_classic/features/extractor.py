@@ -6,6 +6,7 @@ from __future__ import annotations
 import functools
 import logging
 import threading
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -18,9 +19,9 @@ from .pitch import PITCH_NAMES, f0_track, harmonicity_db, periodicity_track, pit
 from .spectral import (
     BALANCE_TRACKS,
     N_CHROMA,
-    SCALAR_TRACKS,
     N_CONTRAST_BANDS,
     N_TONNETZ,
+    SCALAR_TRACKS,
     balance_tracks,
     cepstral_tracks,
     contrast_track,
@@ -33,7 +34,7 @@ from .stats import COEFFICIENT_STATISTICS, DYNAMICS_STATISTICS, FRAME_STATISTICS
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["FEATURE_GROUPS", "feature_names", "extract_features", "warm_up"]
+__all__ = ["FEATURE_GROUPS", "ClipFrames", "extract_features", "extract_file", "extract_frames", "extract_vector", "feature_names", "warm_up"]
 
 _log = logging.getLogger(__name__)
 #: A warm-up slower than this (seconds, imports done) is compiling librosa's numba kernels: a
@@ -95,9 +96,34 @@ def _blas_threads() -> Any:
     return ThreadpoolController()
 
 
+@dataclass(frozen=True)
+class ClipFrames:
+    """Frame tracks of one extraction, the frames of its STFT: what the features summarize.
+
+    Attributes
+    ----------
+    mel_db : np.ndarray [shape=(n_mels, n_frames)]
+        Log-mel spectrogram feeding the MFCCs, in dB below its strongest band.
+    f0_hz : np.ndarray [shape=(n_frames,)]
+        YIN F0 estimate of every frame, voiced or not.
+    voiced : np.ndarray [shape=(n_frames,), dtype=bool]
+        The voicing rule's verdict per frame (``voiced_fraction`` is its mean).
+    """
+
+    mel_db: np.ndarray
+    f0_hz: np.ndarray
+    voiced: np.ndarray
+
+
 def extract_vector(signal: np.ndarray, config: FeatureConfig) -> np.ndarray:
     """The feature values of a mono signal already at ``config.sample_rate``, as named by
-    :func:`feature_names`. One STFT and one pitch track feed every group.
+    :func:`feature_names`. One STFT and one pitch track feed every group."""
+    return extract_frames(signal, config)[0]
+
+
+def extract_frames(signal: np.ndarray, config: FeatureConfig) -> tuple[np.ndarray, ClipFrames]:
+    """:func:`extract_vector`'s values, and the frame tracks they were computed from (for
+    pictures of what the model saw, without a second STFT or pitch track).
 
     Matrix products run on one BLAS thread: multithreaded float32 products (mel and chroma
     filter banks) round differently with the number of threads, and a vector must not depend
@@ -121,7 +147,7 @@ def extract_vector(signal: np.ndarray, config: FeatureConfig) -> np.ndarray:
         tracks.update((track, values[voiced] if voiced.any() else values) for track, values in voiced_tracks.items())
         parts = [summarize(tracks[track], stats) for track, _, stats in _layout(config)]
         parts.append(pitch_summary(f0, voiced, config))
-    return np.concatenate(parts)
+    return np.concatenate(parts), ClipFrames(mel_db=tracks["log_mel"], f0_hz=f0, voiced=voiced)
 
 
 def extract_features(
@@ -185,7 +211,7 @@ def warm_up(config: FeatureConfig) -> None:
         notice.join()
 
 
-def _extract_path(path: str, config: FeatureConfig, cache: FeatureCache | None) -> np.ndarray | SERError:
+def extract_file(path: str, config: FeatureConfig, cache: FeatureCache | None) -> np.ndarray | SERError:
     """One file's vector, or the error naming it; never raises, so a batch goes on."""
     try:
         if cache is not None:
@@ -204,11 +230,3 @@ def _extract_path(path: str, config: FeatureConfig, cache: FeatureCache | None) 
     except Exception as error:  # a decoder or numeric failure must not end the batch
         return AudioError(f"feature extraction failed ({type(error).__name__}: {error})", path)
 
-
-def __getattr__(name: str) -> Any:
-    """``FeatureExtractor``, still found here by code and pickles that name this module."""
-    if name == "FeatureExtractor":
-        from .transformer import FeatureExtractor
-
-        return FeatureExtractor
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -82,7 +82,8 @@ def contrast_track(magnitude: np.ndarray, config: FeatureConfig) -> np.ndarray:
 def cepstral_tracks(power: np.ndarray, config: FeatureConfig) -> dict[str, np.ndarray]:
     """MFCCs from a log-mel spectrogram (dB below its strongest band, so the first coefficient is a
     relative level), with deltas and delta-deltas: each ``(n_mfcc, n_frames)``;
-    and the spectral flux of the same log-mel spectrogram, ``(n_frames - 1,)``.
+    the spectral flux of the same log-mel spectrogram, ``(n_frames - 1,)``; and that
+    spectrogram itself, ``log_mel`` ``(n_mels, n_frames)``.
 
     The flux is the mean over mel bands of the rise in level (dB) from one frame to the next,
     as ``librosa.onset.onset_strength(S=log_mel, center=False)[1:]`` computes it: how abruptly
@@ -101,6 +102,7 @@ def cepstral_tracks(power: np.ndarray, config: FeatureConfig) -> dict[str, np.nd
         "mfcc_delta": lf.delta(mfcc, width=width),
         "mfcc_delta2": lf.delta(mfcc, width=width, order=2),
         "spectral_flux": np.maximum(0.0, np.diff(log_mel, axis=1)).mean(axis=0),
+        "log_mel": log_mel,
     }
 
 

@@ -21,7 +21,7 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from ..errors import SERError
 from .cache import FeatureCache
 from .config import FeatureConfig
-from .extractor import _extract_path, extract_features, feature_names, warm_up
+from .extractor import extract_features, extract_file, feature_names, warm_up
 
 _log = logging.getLogger(__name__)
 
@@ -85,7 +85,7 @@ class FeatureExtractor(TransformerMixin, BaseEstimator):
 
     def extract_file(self, path: str | PathLike[str]) -> pd.Series:
         """Named vector of one file, named by its path."""
-        result = _extract_path(str(path), self.config_, self._cache())
+        result = extract_file(str(path), self.config_, self._cache())
         if isinstance(result, SERError):
             raise result
         return pd.Series(result, index=feature_names(self.config_), name=str(path))
@@ -98,7 +98,8 @@ class FeatureExtractor(TransformerMixin, BaseEstimator):
         progress: bool = False,
         errors: Literal["raise", "skip"] = "raise",
     ) -> pd.DataFrame:
-        """Feature table indexed by path (``file``), in the order given.
+        """Feature table indexed by path (``file``), in the order given, recording its
+        settings in ``attrs["feature_config"]`` (see :func:`~ser_classic.features.config.table_config`).
 
         ``errors="skip"`` leaves failed files out (each is logged); ``"raise"`` raises the first.
         """
@@ -117,6 +118,7 @@ class FeatureExtractor(TransformerMixin, BaseEstimator):
             index=pd.Index(index, name="file"),
             columns=names,
         )
+        table.attrs["feature_config"] = self.config_.to_dict()
         return table
 
     def iter_files(
@@ -132,7 +134,7 @@ class FeatureExtractor(TransformerMixin, BaseEstimator):
         config, cache = self.config_, self._cache()
         path_list = [str(p) for p in paths]
         results = ordered_map(
-            _extract_path,
+            extract_file,
             path_list,
             config=config,
             cache=cache,

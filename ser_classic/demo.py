@@ -1,0 +1,438 @@
+"""The web demo (Gradio): upload or record speech and see its emotion, probabilities and signal.
+
+Run ``ser app`` (or ``python app_gradio.py`` in the source tree, the same command) and open
+http://127.0.0.1:7860. A thin layer over the library: one upload is one
+:func:`ser_classic.analysis.analyze_clip` (the row ``ser predict`` gives the file, the tracks
+of the pictures and the timeline), drawn with :mod:`ser_classic.plots` and
+:mod:`ser_classic.timeline`; the Model tab is :mod:`ser_classic.model_card`.
+
+:func:`analyze` is the whole request handler; it never raises, so the web page shows a message
+instead of a traceback, and tests can call it directly.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import tempfile
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+from . import audio
+from .errors import AudioError, ModelError, SERError
+from .models import DEFAULT_MODEL_PATH, Model, load_model, read_card
+
+if TYPE_CHECKING:
+    import gradio
+    import pandas as pd
+    from matplotlib.figure import Figure
+    from PIL.Image import Image
+
+    from .analysis import ClipAnalysis
+
+__all__ = ["Limits", "Analysis", "available_models", "analyze", "model_view", "build_app", "launch"]
+
+_log = logging.getLogger("ser_classic.app")
+
+#: Folder searched for ``*.joblib`` models; only these can be chosen (never a client's path).
+MODELS_DIR = DEFAULT_MODEL_PATH.parent
+#: Length of one analysis window of the emotion timeline; longer recordings get a timeline.
+TIMELINE_WINDOW_SECONDS = 3.0
+#: Analyses running at once; more requests wait in the queue.
+DEFAULT_CONCURRENCY = 2
+#: Requests that may wait in the queue before new ones are turned away.
+QUEUE_SIZE = 64
+#: Upload formats named on the page; every ending in :data:`ser_classic.audio.AUDIO_EXTENSIONS` is accepted.
+UPLOAD_TYPES = (".wav", ".flac", ".ogg", ".mp3", ".m4a", ".aac", ".opus", ".amr", ".wma", ".mp4", ".mov", ".webm", ".mkv")
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What one request may hold; larger or longer uploads get an error message.
+
+    The defaults keep one analysis (clip features, pictures and timeline) within seconds.
+    """
+
+    max_seconds: float = 120.0
+    max_megabytes: float = 25.0
+
+    @property
+    def max_bytes(self) -> int:
+        return int(self.max_megabytes * 1_000_000)
+
+
+class Analysis(NamedTuple):
+    """The outputs of one request, in the order of the page's output components.
+
+    ``result`` is the machine-readable answer (also returned to API clients); its ``error``
+    is empty on success, else the one-line reason also shown in ``summary``.
+    """
+
+    summary: str
+    probabilities: dict[str, float] | None
+    result: dict[str, Any]
+    waveform: Figure | None
+    spectrogram: Figure | None
+    f0: Figure | None
+    file_info: str
+    timeline: Image | None
+    segments: pd.DataFrame | None
+
+    @property
+    def error(self) -> str:
+        return self.result.get("error", "")
+
+
+def available_models(models_dir: str | os.PathLike[str] = MODELS_DIR) -> dict[str, Path]:
+    """Model name (file stem) -> path for every ``*.joblib`` in ``models_dir``, bundled default first."""
+    folder = Path(models_dir)
+    paths = sorted(folder.glob("*.joblib"), key=lambda path: (path.name != DEFAULT_MODEL_PATH.name, path.name))
+    return {path.stem: path for path in paths}
+
+
+_model_lock = threading.Lock()
+#: pyplot keeps global state: the library's pyplot drawings (timeline, confusion) run one at a time.
+_pyplot_lock = threading.Lock()
+
+
+@functools.lru_cache(maxsize=8)
+def _load_model(path: str, mtime_ns: int, size: int) -> Model:
+    """One verified load per model file version (the key changes when the file does)."""
+    return load_model(path)
+
+
+def _model(model_name: str | None, models_dir: Path) -> tuple[str, Model]:
+    models = available_models(models_dir)
+    if not models:
+        raise ModelError("no models (*.joblib) in the models folder")
+    name = model_name or next(iter(models))
+    if name not in models:
+        raise ModelError(f"unknown model {name!r}; choose one of {', '.join(models)}")
+    status = models[name].stat()
+    with _model_lock:
+        return name, _load_model(str(models[name]), status.st_mtime_ns, status.st_size)
+
+
+def _png_image(draw: Callable[[Path], Any]) -> Image:
+    """Run ``draw(path)`` that writes a PNG and return the picture, leaving no file behind."""
+    from PIL import Image as PILImage
+
+    with tempfile.TemporaryDirectory(prefix="ser-app-") as folder:
+        path = Path(folder) / "picture.png"
+        with _pyplot_lock:
+            draw(path)
+        with PILImage.open(path) as picture:
+            picture.load()
+            return picture.copy()
+
+
+def _info_fields(info: audio.AudioInfo) -> dict[str, Any]:
+    return {
+        "duration_seconds": round(info.duration_seconds, 3),
+        "sample_rate": info.sample_rate,
+        "channels": info.channels,
+        "format": info.format,
+        "subtype": info.subtype,
+        "size_bytes": info.size_bytes,
+    }
+
+
+def _info_markdown(name: str, info: audio.AudioInfo) -> str:
+    rows = {
+        "file": f"`{name}`",
+        "duration": f"{info.duration_seconds:.2f} s",
+        "sample rate": f"{info.sample_rate} Hz",
+        "channels": "1 (mono)" if info.channels == 1 else str(info.channels),
+        "format": f"{info.format} ({info.subtype})",
+        "size": f"{info.size_bytes / 1000:.0f} kB",
+    }
+    return "| file info | |\n|---|---|\n" + "".join(f"| {key} | {value} |\n" for key, value in rows.items())
+
+
+def _check_limits(info: audio.AudioInfo, limits: Limits) -> None:
+    if info.duration_seconds > limits.max_seconds:
+        raise AudioError(
+            f"too long: {info.duration_seconds:.1f} s, this demo accepts up to {limits.max_seconds:g} s "
+            "(use `ser timeline` for long recordings)"
+        )
+    if info.size_bytes > limits.max_bytes:
+        raise AudioError(f"too large: {info.size_bytes / 1e6:.1f} MB, this demo accepts up to {limits.max_megabytes:g} MB")
+
+
+def _trust_note(model: Model) -> str:
+    speaker = model.card.get("evaluation", {}).get("speaker", {}).get("mean", {})
+    if "accuracy" not in speaker:
+        return "This model's card holds no speaker-independent score: see the Model tab."
+    return (
+        f"On speakers it never heard, this model is right {speaker['accuracy']:.0%} of the time over "
+        f"{len(model.classes)} classes (see the Model tab)."
+    )
+
+
+def _failure(
+    name: str, reason: str, model_name: str | None, info: audio.AudioInfo | None, *, no_speech: bool = False
+) -> Analysis:
+    from .prediction import NO_SPEECH
+
+    title = f"Cannot analyse `{name}`" if name else "Nothing to analyse"
+    summary = f"## {NO_SPEECH}\n\n{reason}" if no_speech else f"### Error: {title}\n\n{reason}"
+    return Analysis(
+        summary=summary,
+        probabilities=None,
+        result={
+            "file": name,
+            "model": model_name,
+            **({"emotion": NO_SPEECH} if no_speech else {}),
+            "error": reason,
+            **({"file_info": _info_fields(info)} if info else {}),
+        },
+        waveform=None,
+        spectrogram=None,
+        f0=None,
+        file_info=_info_markdown(name, info) if info else "",
+        timeline=None,
+        segments=None,
+    )
+
+
+def _emotion_over_time(clip: ClipAnalysis) -> tuple[Image | None, pd.DataFrame | None]:
+    """The timeline's segments, and its chart when the clip has speech shares (a chart of a
+    single window would only repeat the clip's result); ``None`` without a timeline."""
+    from .timeline import plot_timeline, segments
+
+    if clip.timeline is None:
+        return None, None
+    table = segments(clip.timeline).round({"start": 2, "end": 2, "confidence": 3})
+    if clip.speech_shares is None:
+        return None, table
+    signal, sample_rate = clip.tracks.signal, clip.tracks.config.sample_rate
+    return _png_image(lambda path: plot_timeline(clip.timeline, path, signal=signal, sample_rate=sample_rate)), table
+
+
+def _summary(row: dict[str, Any], shares: pd.Series | None, model_name: str, model: Model, info: audio.AudioInfo) -> str:
+    """The headline: the emotions over time (share of the speech time) when the recording has a
+    timeline, then the whole-clip label, named as such; else the whole-clip label alone."""
+    whole = f"confidence **{row['confidence']:.0%}** · model `{model_name}` · {info.duration_seconds:.1f} s of audio"
+    if shares is None:
+        return f"## {row['emotion']}\n\n{whole}\n\n{_trust_note(model)}"
+    parts = [f"{emotion} {share:.0%}" for emotion, share in shares.items()]
+    parts[0] += " of the speech"
+    return (
+        f"## {', '.join(parts)}\n\n"
+        f"Share of the speech time per emotion, from {TIMELINE_WINDOW_SECONDS:g} s windows (see the timeline below).\n\n"
+        f"Whole clip as one label: **{row['emotion']}**, {whole}. A recording that changes emotion mixes "
+        f"its parts in this one label.\n\n{_trust_note(model)}"
+    )
+
+
+def analyze(
+    path: str | os.PathLike[str] | None,
+    model_name: str | None = None,
+    *,
+    models_dir: str | os.PathLike[str] = MODELS_DIR,
+    limits: Limits = Limits(),
+) -> Analysis:
+    """Classify one recording and draw it; never raises.
+
+    Parameters
+    ----------
+    path : str or PathLike, optional
+        The uploaded or recorded file (Gradio's own temporary copy).
+    model_name : str, optional
+        A name from :func:`available_models`; the bundled default when ``None``.
+    models_dir : str or PathLike
+        Where the selectable models are.
+    limits : Limits
+        Largest upload accepted, in megabytes and seconds.
+
+    Returns
+    -------
+    Analysis
+        On failure every picture is ``None`` and ``summary`` and ``result["error"]`` say why.
+    """
+    from .analysis import analyze_clip
+    from .plots import f0_figure, mel_spectrogram_figure, waveform_figure
+
+    name = Path(path).name if path else ""
+    info = None
+    try:
+        if not path:
+            raise AudioError("no audio: upload a file or record with the microphone first")
+        info = audio.file_info(path)
+        _check_limits(info, limits)
+        model_name, model = _model(model_name, Path(models_dir))
+        clip = analyze_clip(path, model, window_seconds=TIMELINE_WINDOW_SECONDS, max_seconds=limits.max_seconds)
+        if not clip.has_speech:
+            return _failure(name, clip.row["error"], model_name, info, no_speech=True)
+        pictures = (waveform_figure(clip.tracks), mel_spectrogram_figure(clip.tracks), f0_figure(clip.tracks))
+        timeline_picture, timeline_segments = _emotion_over_time(clip)
+    except SERError as error:
+        return _failure(name, error.reason, model_name, info)
+    except Exception as error:  # the page shows a message, the log keeps the traceback
+        _log.exception("analysis of %s failed", name)
+        return _failure(name, f"unexpected error ({type(error).__name__}: {error})", model_name, info)
+    row, shares = clip.row, clip.speech_shares
+    return Analysis(
+        summary=_summary(row, shares, model_name, model, info),
+        probabilities=clip.probabilities,
+        result={
+            "file": name,
+            "model": model_name,
+            "emotion": row["emotion"],
+            "confidence": row["confidence"],
+            "probabilities": clip.probabilities,
+            **({"speech_shares": shares.round(4).to_dict()} if shares is not None else {}),
+            "file_info": _info_fields(info),
+            "error": "",
+        },
+        waveform=pictures[0],
+        spectrogram=pictures[1],
+        f0=pictures[2],
+        file_info=_info_markdown(name, info),
+        timeline=timeline_picture,
+        segments=timeline_segments,
+    )
+
+
+def model_view(model_name: str | None, models_dir: str | os.PathLike[str] = MODELS_DIR) -> tuple[str, Image | None]:
+    """The Model tab: the card as Markdown and its confusion matrix (``None`` if the card has none)."""
+    from .model_card import card_markdown, confusion_summary, plot_card_confusion
+
+    models = available_models(models_dir)
+    name = model_name or next(iter(models), "")
+    if name not in models:
+        return f"### Error\n\nunknown model {name!r}", None
+    try:
+        card = read_card(models[name])
+        text = card_markdown(card)
+        if confusion_summary(card) is None:
+            return text + "\n_The card holds no confusion matrix (retrain with `ser train` to add one)._\n", None
+        return text, _png_image(lambda path: plot_card_confusion(card, path))
+    except SERError as error:
+        return f"### Error: cannot read the card of `{name}`\n\n{error.reason}", None
+    except Exception as error:  # a hand-edited card can be malformed in many ways
+        _log.exception("the card of %s cannot be shown", name)
+        return f"### Error: cannot show the card of `{name}`\n\n{type(error).__name__}: {error}", None
+
+
+def _limits_note(limits: Limits) -> str:
+    return (
+        f"Up to {limits.max_seconds:g} s and {limits.max_megabytes:g} MB per file, a video's picture included "
+        f"({', '.join(t.lstrip('.').upper() for t in UPLOAD_TYPES)}; of a video, its first audio track). Recordings longer than "
+        f"{TIMELINE_WINDOW_SECONDS:g} s are also cut into windows of {TIMELINE_WINDOW_SECONDS:g} s: "
+        "their emotion over time is charted when speech fills more than one window."
+    )
+
+
+def build_app(
+    *,
+    models_dir: str | os.PathLike[str] = MODELS_DIR,
+    limits: Limits = Limits(),
+    concurrency: int = DEFAULT_CONCURRENCY,
+) -> gradio.Blocks:
+    """The demo page, its queue set up; call ``.launch()`` on it (see :func:`launch`)."""
+    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    import gradio as gr
+
+    names = list(available_models(models_dir))
+    first = names[0] if names else None
+
+    def run(path: str | None, model_name: str | None) -> Analysis:
+        analysis = analyze(path, model_name, models_dir=models_dir, limits=limits)
+        return analysis._replace(
+            timeline=gr.update(value=analysis.timeline, visible=analysis.timeline is not None),
+            segments=gr.update(value=analysis.segments, visible=analysis.segments is not None),
+        )
+
+    def show_model(model_name: str | None) -> tuple[str, Image | None]:
+        return model_view(model_name, models_dir)
+
+    card_text, confusion_picture = show_model(first)
+    with gr.Blocks(title="ser-classic demo", analytics_enabled=False, delete_cache=(3600, 3600)) as demo:
+        gr.Markdown(
+            "# ser-classic: speech emotion recognition\n"
+            "Hand-crafted acoustic features and a classical classifier. Upload a recording of one "
+            "speaker or record one with the microphone."
+        )
+        with gr.Tab("Analyse"):
+            with gr.Row():
+                with gr.Column(scale=3):
+                    recording = gr.Audio(
+                        sources=["upload", "microphone"], type="filepath", label="Speech", elem_id="recording"
+                    )
+                    # The audio widget takes audio types only; videos and other recordings come in here.
+                    other_file = gr.File(
+                        label="Or a video or another recording (MP4, MOV, WebM, MKV, M4A, AMR, WMA, ...)",
+                        file_types=sorted(audio.AUDIO_EXTENSIONS),
+                        type="filepath",
+                        height=170,
+                        elem_id="recording-file",
+                    )
+                with gr.Column(scale=2):
+                    model_choice = gr.Dropdown(names, value=first, label="Model", elem_id="model")
+                    analyse = gr.Button("Analyse", variant="primary", elem_id="analyse")
+                    gr.Markdown(_limits_note(limits))
+            summary = gr.Markdown(elem_id="summary")
+            with gr.Row():
+                probabilities = gr.Label(label="Probabilities (all classes)", elem_id="probabilities")
+                file_info = gr.Markdown(elem_id="file-info")
+            waveform = gr.Plot(label="Waveform (shaded: kept after trimming silence; green: voiced)", elem_id="waveform")
+            spectrogram = gr.Plot(label="Mel spectrogram", elem_id="spectrogram")
+            f0 = gr.Plot(label="F0 contour", elem_id="f0")
+            with gr.Accordion(f"Emotion over time ({TIMELINE_WINDOW_SECONDS:g} s windows over speech)", open=True):
+                timeline_picture = gr.Image(label="Timeline", type="pil", interactive=False, visible=False, elem_id="timeline")
+                timeline_segments = gr.Dataframe(label="Segments", interactive=False, visible=False, elem_id="segments")
+            with gr.Accordion("Result as JSON", open=False):
+                result = gr.JSON(label="Result", elem_id="result")
+        with gr.Tab("Model"):
+            card = gr.Markdown(card_text, elem_id="card")
+            confusion = gr.Image(
+                confusion_picture, label="Confusion matrix (speaker-independent folds)", type="pil", interactive=False
+            )
+
+        outputs = [summary, probabilities, result, waveform, spectrogram, f0, file_info, timeline_picture, timeline_segments]
+        inputs = [recording, model_choice]
+        analyse.click(run, inputs, outputs, api_name="analyze")
+        for event in (recording.upload, recording.stop_recording, model_choice.change):
+            event(run, inputs, outputs, api_visibility="private")
+        other_file.upload(lambda path: (path, None), [other_file], [recording, other_file], api_visibility="private").then(
+            run, inputs, outputs, api_visibility="private"
+        )
+        model_choice.change(show_model, [model_choice], [card, confusion], api_visibility="private")
+    return demo.queue(default_concurrency_limit=concurrency, max_size=QUEUE_SIZE)
+
+
+def launch(
+    *,
+    host: str = "127.0.0.1",
+    port: int | None = None,
+    share: bool = False,
+    max_seconds: float = Limits.max_seconds,
+    max_megabytes: float = Limits.max_megabytes,
+    concurrency: int = DEFAULT_CONCURRENCY,
+    models_dir: str | os.PathLike[str] = MODELS_DIR,
+) -> None:
+    """Serve the demo until interrupted: on ``host`` only, public share link only if ``share``.
+
+    The addresses go to stdout, with this demo's own ``--share`` option where Gradio would
+    name its ``launch(share=True)``.
+    """
+    limits = Limits(max_seconds=max_seconds, max_megabytes=max_megabytes)
+    demo = build_app(models_dir=models_dir, limits=limits, concurrency=concurrency)
+    demo.launch(
+        server_name=host,
+        server_port=port,
+        share=share,
+        max_file_size=limits.max_bytes,
+        ssr_mode=False,
+        show_error=False,
+        quiet=True,
+        prevent_thread_lock=True,
+    )
+    public = f"public URL: {demo.share_url}" if demo.share_url else "a public link: add --share (`ser app --share`)"
+    print(f"ser-classic demo on {demo.local_url} ; {public}; stop with Ctrl-C", flush=True)
+    demo.block_thread()
