@@ -46,10 +46,11 @@ from held_out import TEST_ACTORS, TRAIN_ACTORS
 from readme_section import write_section
 
 from ser_classic.corpus import read_corpora, read_corpus, select_classes
-from ser_classic.explanation import REFERENCE_CLIPS, explain_features
+from ser_classic.explanation import explain_features
 from ser_classic.features import FeatureExtractor
 from ser_classic.features.descriptions import EXPLANATION_GROUPS, describe_feature
 from ser_classic.models import Model, train
+from ser_classic.reference import REFERENCE_CLIPS
 
 _log = logging.getLogger("explanations")
 

@@ -24,11 +24,11 @@ from sklearn.preprocessing import LabelEncoder
 
 from .atomic import atomic_output
 from .errors import ModelError
-from .explanation import ExplanationReference, explanation_reference
 from .features.cache import file_sha256
 from .features.config import FeatureConfig, table_config
 from .features.extractor import feature_names
 from .model_file import ARTIFACT_FORMAT, DEFAULT_MODEL_PATH, ModelFile, card_path, read_card, resolve_model
+from .reference import ExplanationReference, explanation_reference
 
 __all__ = [
     "CLASSIFIERS",

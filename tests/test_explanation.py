@@ -18,19 +18,11 @@ import pandas as pd
 import pytest
 
 from ser_classic.errors import ModelError
-from ser_classic.explanation import (
-    REFERENCE_CLIPS,
-    Explanation,
-    NamedFeature,
-    explain,
-    explain_features,
-    explanation_markdown,
-    explanation_reference,
-    group_shapley_values,
-)
+from ser_classic.explanation import Explanation, NamedFeature, explain, explain_features, explanation_markdown, group_shapley_values
 from ser_classic.features import FEATURE_GROUPS, feature_names
 from ser_classic.features.descriptions import EXPLANATION_GROUPS, describe_feature
-from ser_classic.models import Model, read_card, train
+from ser_classic.models import Model, load_model, read_card, train
+from ser_classic.reference import REFERENCE_CLIPS, explanation_reference
 
 NAMES = feature_names()
 GROUP_OF = {name: describe_feature(name).group for name in NAMES}
@@ -154,7 +146,7 @@ def test_text_json_markdown_and_figure(planted: tuple[Model, pd.DataFrame]) -> N
 def test_model_file_keeps_reference_data_and_the_card_stays_small(planted: tuple[Model, pd.DataFrame], tmp_path: Path) -> None:
     model, held_out = planted
     model.save(tmp_path / "m.joblib")
-    loaded = Model.load(tmp_path / "m.joblib")
+    loaded = load_model(tmp_path / "m.joblib")
     assert loaded.reference is not None and loaded.reference.rows.shape == (REFERENCE_CLIPS, len(NAMES))
     np.testing.assert_array_equal(loaded.reference.percentiles, model.reference.percentiles)
     assert explain_features(held_out.iloc[0], loaded) == explain_features(held_out.iloc[0], model)
@@ -231,7 +223,7 @@ def test_ser_explain_prints_text_and_json(angry_clip: Path, small_model_path: Pa
     as_json = ser_process("explain", angry_clip, "--format", "json", *common)
     assert as_json.returncode == 0, as_json.stderr
     result = json.loads(as_json.stdout)
-    assert result["path"] == str(angry_clip) and result["emotion"] in Model.load(small_model_path).classes
+    assert result["path"] == str(angry_clip) and result["emotion"] in load_model(small_model_path).classes
     assert sum(item["contribution"] for item in result["groups"]) == pytest.approx(result["probability"] - result["baseline"])
     as_text = ser_process("explain", angry_clip, *common)
     assert as_text.returncode == 0, as_text.stderr
@@ -239,7 +231,7 @@ def test_ser_explain_prints_text_and_json(angry_clip: Path, small_model_path: Pa
 
 
 def test_ser_explain_with_an_old_model_exits_2_with_one_line(angry_clip: Path, small_model_path: Path, tmp_path: Path) -> None:
-    old = dataclasses.replace(Model.load(small_model_path), reference=None)
+    old = dataclasses.replace(load_model(small_model_path), reference=None)
     old.save(tmp_path / "old.joblib")
     finished = ser_process("explain", angry_clip, "--model", tmp_path / "old.joblib")
     assert finished.returncode == 2 and finished.stdout == ""
@@ -269,7 +261,7 @@ def test_ser_explain_with_a_per_speaker_model_needs_the_speakers_clips(
 def test_explain_a_signal_matches_the_file(angry_clip: Path, small_model_path: Path) -> None:
     from ser_classic import audio
 
-    model = Model.load(small_model_path)
+    model = load_model(small_model_path)
     signal = audio.load(angry_clip, sample_rate=model.feature_config.sample_rate, trim_db=model.feature_config.trim_db)
     from_signal = explain(signal, model, sample_rate=model.feature_config.sample_rate)
     from_file = explain(angry_clip, model)
