@@ -6,8 +6,8 @@ Two answers, both about the model, not about the speaker's feelings:
   them): the Shapley value of each group for the predicted class's probability. A group is
   *absent* when its features take a training clip's values instead of this clip's; the value
   of a set of present groups is the probability averaged over the model's reference clips
-  (:class:`~ser_classic.reference.ExplanationReference`). The contributions add up to the clip's probability minus
-  that average over the reference clips (the *baseline*).
+  (:class:`~ser_classic.reference.ExplanationReference`). The contributions add up to the
+  clip's probability minus that average over the reference clips (the *baseline*).
 - **Named features**: among the features a person can measure (pitch in Hz and semitones,
   levels in dB, ...), those whose replacement by the training median alone lowers the
   probability most, each with the clip's value, its unit and its percentile among the
