@@ -24,6 +24,7 @@ from .prediction import NO_SPEECH, classify_vector, speech_check
 if TYPE_CHECKING:
     import pandas as pd
 
+    from .explanation import Explanation
     from .models import Model
 
 __all__ = ["ClipAnalysis", "analyze_clip"]
@@ -46,11 +47,15 @@ class ClipAnalysis:
     timeline : pandas.DataFrame or None
         :func:`~ser_classic.timeline.timeline` of the signal when it holds speech and is longer
         than one window, else ``None``.
+    explanation : Explanation or None
+        Why the model chose the row's emotion (:func:`~ser_classic.explanation.explain_features`
+        of the clip's vector), when asked for and the clip holds speech; else ``None``.
     """
 
     row: dict[str, Any]
     tracks: SignalTracks
     timeline: pd.DataFrame | None
+    explanation: Explanation | None = None
 
     @property
     def has_speech(self) -> bool:
@@ -79,6 +84,7 @@ def analyze_clip(
     *,
     window_seconds: float = 3.0,
     max_seconds: float | None = audio.MAX_DURATION_SECONDS,
+    explain: bool = False,
 ) -> ClipAnalysis:
     """Classify one recording and keep what its pictures and timeline need, from one decode.
 
@@ -97,6 +103,8 @@ def analyze_clip(
         Timeline window (hop 1 s); a recording no longer than one window gets no timeline.
     max_seconds : float, optional
         Longer files are refused before they are decoded.
+    explain : bool
+        Also explain the clip's emotion (:attr:`ClipAnalysis.explanation`), from the same vector.
 
     Returns
     -------
@@ -107,7 +115,7 @@ def analyze_clip(
     AudioError
         Naming the file: unreadable, too long, too short (also after trimming), silent, ...
     ModelError
-        ``model`` standardizes features over many clips.
+        ``model`` standardizes features over many clips, or (with ``explain``) holds no reference data.
 
     Examples
     --------
@@ -134,4 +142,11 @@ def analyze_clip(
         from .timeline import timeline
 
         frame = timeline(signal, model, sample_rate=config.sample_rate, window_seconds=window_seconds)
-    return ClipAnalysis(row=row, tracks=tracks, timeline=frame)
+    explanation = None
+    if explain and row["emotion"] != NO_SPEECH:
+        import pandas as pd
+
+        from .explanation import explain_features
+
+        explanation = explain_features(pd.Series(values, index=model.feature_names), model, path=str(path))
+    return ClipAnalysis(row=row, tracks=tracks, timeline=frame, explanation=explanation)

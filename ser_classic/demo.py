@@ -81,6 +81,8 @@ class Analysis(NamedTuple):
     file_info: str
     timeline: Image | None
     segments: pd.DataFrame | None
+    why: str = ""
+    why_figure: Figure | None = None
 
     @property
     def error(self) -> str:
@@ -255,7 +257,8 @@ def analyze(
         On failure every picture is ``None`` and ``summary`` and ``result["error"]`` say why.
     """
     from .analysis import analyze_clip
-    from .plots import f0_figure, mel_spectrogram_figure, waveform_figure
+    from .explanation import explanation_markdown
+    from .plots import explanation_figure, f0_figure, mel_spectrogram_figure, waveform_figure
 
     name = Path(path).name if path else ""
     info = None
@@ -265,10 +268,11 @@ def analyze(
         info = audio.file_info(path)
         _check_limits(info, limits)
         model_name, model = _model(model_name, Path(models_dir))
-        clip = analyze_clip(path, model, window_seconds=TIMELINE_WINDOW_SECONDS, max_seconds=limits.max_seconds)
+        clip = analyze_clip(path, model, window_seconds=TIMELINE_WINDOW_SECONDS, max_seconds=limits.max_seconds, explain=True)
         if not clip.has_speech:
             return _failure(name, clip.row["error"], model_name, info, no_speech=True)
         pictures = (waveform_figure(clip.tracks), mel_spectrogram_figure(clip.tracks), f0_figure(clip.tracks))
+        why = (explanation_markdown(clip.explanation), explanation_figure(clip.explanation))
         timeline_picture, timeline_segments = _emotion_over_time(clip)
     except SERError as error:
         return _failure(name, error.reason, model_name, info)
@@ -286,6 +290,8 @@ def analyze(
             "confidence": row["confidence"],
             "probabilities": clip.probabilities,
             **({"speech_shares": shares.round(4).to_dict()} if shares is not None else {}),
+            # without its "path": Gradio's clients take any object with a "path" for a file to fetch
+            "explanation": {key: value for key, value in clip.explanation.to_dict().items() if key != "path"},
             "file_info": _info_fields(info),
             "error": "",
         },
@@ -295,6 +301,8 @@ def analyze(
         file_info=_info_markdown(name, info),
         timeline=timeline_picture,
         segments=timeline_segments,
+        why=why[0],
+        why_figure=why[1],
     )
 
 
@@ -379,7 +387,14 @@ def build_app(
             summary = gr.Markdown(elem_id="summary")
             with gr.Row():
                 probabilities = gr.Label(label="Probabilities (all classes)", elem_id="probabilities")
-                file_info = gr.Markdown(elem_id="file-info")
+                with gr.Column(elem_id="why-panel"):
+                    gr.Markdown(
+                        "### Why\nHow much each feature group moved the emotion's probability (Shapley values "
+                        "against the model's reference clips: it explains the model, not the speaker's feelings)."
+                    )
+                    why = gr.Markdown(elem_id="why")
+                    why_figure = gr.Plot(label="Contribution of each feature group", elem_id="why-figure")
+            file_info = gr.Markdown(elem_id="file-info")
             waveform = gr.Plot(label="Waveform (shaded: kept after trimming silence; green: voiced)", elem_id="waveform")
             spectrogram = gr.Plot(label="Mel spectrogram", elem_id="spectrogram")
             f0 = gr.Plot(label="F0 contour", elem_id="f0")
@@ -394,7 +409,9 @@ def build_app(
                 confusion_picture, label="Confusion matrix (speaker-independent folds)", type="pil", interactive=False
             )
 
-        outputs = [summary, probabilities, result, waveform, spectrogram, f0, file_info, timeline_picture, timeline_segments]
+        outputs = [
+            summary, probabilities, result, waveform, spectrogram, f0, file_info, timeline_picture, timeline_segments, why, why_figure,
+        ]  # fmt: skip
         inputs = [recording, model_choice]
         analyse.click(run, inputs, outputs, api_name="analyze")
         for event in (recording.upload, recording.stop_recording, model_choice.change):

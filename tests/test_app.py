@@ -117,7 +117,7 @@ def test_served_clip_gets_the_same_label_and_probabilities_as_ser_predict(
 
 
 def test_served_result_shows_waveform_spectrogram_f0_file_info_and_timeline(angry_outputs: tuple, angry_clip: Path) -> None:
-    _, _, result, waveform, spectrogram, f0, file_info, timeline, segments = angry_outputs
+    _, _, result, waveform, spectrogram, f0, file_info, timeline, segments, _, _ = angry_outputs
     for picture in (waveform, spectrogram, f0):
         assert picture["type"] == "matplotlib" and picture["plot"].startswith("data:image/")
     header = soundfile.info(str(angry_clip))
@@ -130,6 +130,18 @@ def test_served_result_shows_waveform_spectrogram_f0_file_info_and_timeline(angr
     emotions = [row[2] for row in _value(segments)["data"]]
     assert "non-speech" in emotions and set(emotions) - {"non-speech"} <= set(result["probabilities"])
     assert _value(timeline) is None
+
+
+def test_served_result_explains_its_emotion(angry_outputs: tuple) -> None:
+    """The "Why" panel: group contributions that add up to the probability minus the baseline,
+    as Markdown and bars, and the same explanation in the JSON result."""
+    result, why, why_figure = angry_outputs[2], angry_outputs[9], angry_outputs[10]
+    explanation = result["explanation"]
+    assert explanation["emotion"] == result["emotion"]
+    total = sum(group["contribution"] for group in explanation["groups"])
+    assert total == pytest.approx(explanation["probability"] - explanation["baseline"], abs=1e-6)
+    assert why.startswith(f"**{result['emotion']} (") and "| feature group |" in why
+    assert why_figure["type"] == "matplotlib" and why_figure["plot"].startswith("data:image/")
 
 
 #: Ending -> PyAV codec and settings, for the uploads libsndfile cannot write.

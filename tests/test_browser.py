@@ -85,13 +85,23 @@ def test_uploaded_clip_shows_its_emotion_in_the_browser(page: Any, angry_clip: P
     headline.wait_for(timeout=RESULT_TIMEOUT_MS)
     assert headline.inner_text().strip() == expected
     assert expected in page.locator("#probabilities").inner_text()
-    for picture in ("#waveform", "#spectrogram", "#f0"):
+    for picture in ("#waveform", "#spectrogram", "#f0", "#why-figure"):
         page.locator(f"{picture} img").wait_for(timeout=RESULT_TIMEOUT_MS)
+    _assert_why_panel(page, expected)
     assert "48000 Hz" in page.locator("#file-info").inner_text()
     screenshot = tmp_path / "demo.png"
     page.screenshot(path=str(screenshot), full_page=True)
     assert screenshot.stat().st_size > 10_000
     assert page.outside_requests == []
+
+
+def _assert_why_panel(page: Any, emotion: str) -> None:
+    """The "Why" panel beside the probabilities explains the headline's emotion, group by group."""
+    why = page.locator("#why")
+    why.get_by_text(emotion).first.wait_for(timeout=RESULT_TIMEOUT_MS)
+    text = why.inner_text()
+    assert "feature group" in text and "MFCC" in text
+    page.locator("#why-figure img").wait_for(timeout=RESULT_TIMEOUT_MS)
 
 
 def test_non_audio_upload_shows_an_error_message_not_a_traceback(page: Any, tmp_path: Path) -> None:
@@ -118,8 +128,9 @@ def test_long_recording_shows_its_emotion_over_time(page: Any, actor_01: Path, t
     recording = tmp_path / "angry sad happy.wav"
     write_concatenation([actor_01 / f"03-01-{emotion}-02-01-01-01.flac" for emotion in ("05", "04", "03")], recording)
     _upload(page, recording)
-    page.locator("#timeline img").wait_for(timeout=RESULT_TIMEOUT_MS)
     page.locator("#summary h2").wait_for(timeout=RESULT_TIMEOUT_MS)
+    page.locator("#segments").scroll_into_view_if_needed()  # the chart's image loads lazily, when in view
+    page.locator("#timeline img").wait_for(timeout=RESULT_TIMEOUT_MS)
     assert "non-speech" in page.locator("#segments").inner_text()
     page.screenshot(path=str(tmp_path / "demo-timeline.png"), full_page=True)
     assert page.outside_requests == []
@@ -135,7 +146,9 @@ def test_microphone_recording_is_analysed(page: Any) -> None:
     recorder.get_by_role("button", name="Stop").first.click()
     headline = page.locator("#summary h2")
     headline.wait_for(timeout=RESULT_TIMEOUT_MS)
-    assert headline.inner_text().strip() in read_card(DEFAULT_MODEL_PATH)["classes"]
+    emotion = headline.inner_text().strip()
+    assert emotion in read_card(DEFAULT_MODEL_PATH)["classes"]
+    _assert_why_panel(page, emotion)
     assert "WAV" in page.locator("#file-info").inner_text()
 
 
