@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from readme_section import write_section
+from readme_section import write_json, write_section
 from sklearn.base import BaseEstimator, ClassifierMixin
 
 from ser_classic.corpus import EMOTION_SETS, read_corpus, select_classes
@@ -660,8 +660,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     minutes = (time.perf_counter() - started) / 60
     write_sections(args.out, results, best, command=command, minutes=minutes, n_clips=len(table))
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps({"best": best, "minutes": minutes, "protocols": PROTOCOLS, "rows": results}, indent=1, default=str))
+    write_json(args.json, {"best": best, "minutes": minutes, "protocols": PROTOCOLS, "rows": results})
     _log.info("wrote %s and %s in %.1f min", args.out, args.json, minutes)
     return 0
 

@@ -37,7 +37,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from readme_section import write_section
+from readme_section import write_json, write_section
 
 from ser_classic import audio
 from ser_classic.augmentation import RECIPES, Recipe, augment, chain
@@ -429,8 +429,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "n_copies": args.copies, "best_description": best_description, "union_description": union_description, "timings_ms": transform_timings(paths[0]),
     }
     write_section(args.out, SECTION, markdown(results, context))
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps({"context": context, "helpful": helpful, "top": top, "rows": results}, indent=1, default=str))
+    write_json(args.json, {"context": context, "helpful": helpful, "top": top, "rows": results})
     _log.info("wrote %s and %s in %.1f min", args.out, args.json, minutes)
     return 0
 

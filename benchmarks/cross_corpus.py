@@ -27,7 +27,6 @@ with an empty cache.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import re
@@ -42,7 +41,7 @@ from typing import Any
 
 import pandas as pd
 from held_out import TEST_ACTORS, TRAIN_ACTORS, link_split, run_ser
-from readme_section import write_section
+from readme_section import write_json, write_section
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVC
@@ -276,8 +275,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     results["joint"] = joint_rows(ours, table, copies)
     minutes = (time.perf_counter() - started) / 60
     command = f"python benchmarks/cross_corpus.py {args.ravdess} {args.crema_d}"
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(results, indent=2))
+    write_json(args.json, results)
     write_section(args.out, "crosscorpus", markdown(results, command=command, minutes=minutes))
     _log.info("wrote %s in %.1f min", args.out, minutes)
     return 0

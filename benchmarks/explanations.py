@@ -43,7 +43,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from held_out import TEST_ACTORS, TRAIN_ACTORS
-from readme_section import write_section
+from readme_section import write_json, write_section
 
 from ser_classic.corpus import read_corpora, read_corpus, select_classes
 from ser_classic.explanation import explain_features
@@ -246,8 +246,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     results["load_average_end"] = os.getloadavg()[0]
     minutes = (time.perf_counter() - started) / 60
     command = f"python benchmarks/explanations.py {args.ravdess}" + (f" --crema-d {args.crema_d}" if args.crema_d else "")
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(results, indent=2))
+    write_json(args.json, results)
     write_section(args.out, "explanations", markdown(results, command=command, minutes=minutes))
     _log.info("wrote %s in %.1f min", args.out, minutes)
     return 0

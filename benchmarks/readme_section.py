@@ -1,8 +1,10 @@
-"""Writing a benchmark's results into its marked section of a results page (docs/)."""
+"""Writing a benchmark's results into its marked section of a results page (docs/), and its raw results as JSON."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+from typing import Any
 
 
 def write_section(output: Path, name: str, text: str) -> None:
@@ -17,3 +19,9 @@ def write_section(output: Path, name: str, text: str) -> None:
         new = old + ("\n" if old else "") + section + "\n"
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(new)
+
+
+def write_json(path: Path, results: Any) -> None:
+    """The raw results beside the page (``reports/NAME.json``), for ``--from-json`` re-renders."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(results, indent=1, default=str))
