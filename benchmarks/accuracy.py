@@ -433,9 +433,11 @@ def markdown(results: list[dict[str, Any]], best: tuple[str, str, bool], *, comm
     return "\n".join(lines)
 
 
-def bundled_row(card_file: Path = Path(__file__).resolve().parents[1] / "models" / "ser-ravdess8.card.json") -> tuple[str, str, bool]:
+def bundled_row() -> tuple[str, str, bool]:
     """The row of the configuration of the bundled RAVDESS model (``--model ravdess8``), read from its card."""
-    card = json.loads(card_file.read_text())
+    from ser_classic.model_file import BUNDLED_MODELS, read_card
+
+    card = read_card(BUNDLED_MODELS["ravdess8"])
     augmented = card["training"].get("augmentation", "none").startswith("speed")
     return (AUGMENTED if augmented else "ours"), card["classifier"], bool(card.get("speaker_norm", False))
 

@@ -55,7 +55,7 @@ from ser_classic.reference import REFERENCE_CLIPS
 _log = logging.getLogger("explanations")
 
 ROOT = Path(__file__).resolve().parents[1]
-#: The bundled models' configuration (models/ser-default.card.json).
+#: The bundled models' configuration (ser_classic/bundled/ser-default.card.json).
 CLASSIFIER = "ensemble"
 #: Groups replaced at once, and random triples drawn per clip.
 N_REPLACED, N_RANDOM_TRIPLES = 3, 20
