@@ -132,6 +132,19 @@ AugmentOption = Annotated[
 ]
 
 
+#: What the worker server loads before forking workers: the command's main module (as each
+#: worker would) and the warmed-up extraction code.
+WORKER_PRELOAD = ("__main__", "ser_classic.features.preload")
+
+
+def _workers(jobs: int, backend: str = "local", n_files: int | None = None) -> Any:
+    """The worker server of a command (see :func:`ser_classic.parallel.worker_server`), opened
+    before anything heavy is imported, so that workers warm up while the command starts."""
+    from .parallel import worker_server
+
+    return worker_server(WORKER_PRELOAD, n_jobs=jobs if backend == "local" else 1, n_items=n_files)
+
+
 def _corpus_data(corpus: list[Path], kind: str, classes: str | None, augment: str, jobs: int, cache_dir: Path | None) -> Any:
     from .training import load_corpus_data
 
@@ -193,6 +206,7 @@ def predict(
     """
     from itertools import chain, islice
 
+    from .corpus import count_audio_files
     from .errors import SERError
     from .interruption import stop_on_signals
     from .model_file import ModelFile, resolve_model
@@ -216,8 +230,8 @@ def predict(
             model_file = ModelFile.open(resolve_model(model))
             classes = list(model_file.classes)
             inputs, speakers = _prediction_inputs(paths or [], manifest, speaker_column)
-            kept = resumable_rows(output, fmt, classes) if resume else []
-            with parallel_backend(backend, scheduler=scheduler, n_workers=jobs):
+            with _workers(jobs, backend, count_audio_files(inputs)), parallel_backend(backend, scheduler=scheduler, n_workers=jobs):
+                kept = resumable_rows(output, fmt, classes) if resume else []
                 rows = predict_files(
                     inputs, model_file, n_jobs=jobs, progress=True, cache_dir=cache_dir, skip={row["path"] for row in kept}, speakers=speakers
                 )
@@ -273,19 +287,20 @@ def train(
 
     Example: ser train ../shared/data/ravdess ../shared/data/crema-d --classes shared --out models/my-model.joblib
     """
-    from .errors import SERError
-    from .training import fit_corpus
-
     _setup_logging(verbose)
-    try:
-        data = _corpus_data(corpus, kind, classes, augment, jobs, cache_dir)
-        model = fit_corpus(
-            data, classifier=classifier, cv_folds=cv_folds, random_split=random_split, seed=seed, speaker_norm=speaker_norm,
-            batch_norm=batch_norm, name=out.stem, n_jobs=jobs, progress=True,
-        )
-        card_file = model.save(out)
-    except SERError as error:
-        raise _fail(error) from None
+    with _workers(jobs):  # first: the workers warm up while the rest is imported
+        from .errors import SERError
+        from .training import fit_corpus
+
+        try:
+            data = _corpus_data(corpus, kind, classes, augment, jobs, cache_dir)
+            model = fit_corpus(
+                data, classifier=classifier, cv_folds=cv_folds, random_split=random_split, seed=seed, speaker_norm=speaker_norm,
+                batch_norm=batch_norm, name=out.stem, n_jobs=jobs, progress=True,
+            )
+            card_file = model.save(out)
+        except SERError as error:
+            raise _fail(error) from None
     scores = model.card["evaluation"]
     typer.echo(f"wrote {out} and {card_file}")
     for protocol, result in scores.items():
@@ -317,24 +332,25 @@ def evaluate(
 
     Example: ser evaluate ../shared/data/ravdess ../shared/data/crema-d --classes shared --protocol corpus
     """
-    from .errors import SERError
-    from .evaluation import write_report
-    from .training import evaluate_corpus
-
     _setup_logging(verbose)
-    try:
-        data = _corpus_data(corpus, kind, classes, augment, jobs, cache_dir)
-        result = evaluate_corpus(
-            data, classifier=classifier, protocol=protocol, n_splits=folds, seed=seed, speaker_norm=speaker_norm,
-            batch_norm=batch_norm, n_jobs=jobs, progress=True,
-        )
-        default_dir = Path("reports") / (
-            f"{classifier}-{protocol}" + ("-speaker-norm" if speaker_norm else "") + ("-batch-norm" if batch_norm else "")
-            + (f"-{augment}" if data.copies else "")
-        )
-        paths = write_report(result, out_dir or default_dir, corpus=", ".join(map(str, corpus)))
-    except SERError as error:
-        raise _fail(error) from None
+    with _workers(jobs):  # first: the workers warm up while the rest is imported
+        from .errors import SERError
+        from .evaluation import write_report
+        from .training import evaluate_corpus
+
+        try:
+            data = _corpus_data(corpus, kind, classes, augment, jobs, cache_dir)
+            result = evaluate_corpus(
+                data, classifier=classifier, protocol=protocol, n_splits=folds, seed=seed, speaker_norm=speaker_norm,
+                batch_norm=batch_norm, n_jobs=jobs, progress=True,
+            )
+            default_dir = Path("reports") / (
+                f"{classifier}-{protocol}" + ("-speaker-norm" if speaker_norm else "") + ("-batch-norm" if batch_norm else "")
+                + (f"-{augment}" if data.copies else "")
+            )
+            paths = write_report(result, out_dir or default_dir, corpus=", ".join(map(str, corpus)))
+        except SERError as error:
+            raise _fail(error) from None
     summary = result.summary()
     typer.echo(f"{summary['protocol_description']}")
     for metric, value in summary["mean"].items():
@@ -365,24 +381,25 @@ def features(
 
     Example: ser features ../shared/data/ravdess --output ravdess.parquet
     """
-    from .errors import SERError
-    from .interruption import stop_on_signals
-    from .outputs import write_table
-    from .parallel import parallel_backend
-
     _setup_logging(verbose)
-    try:
-        with stop_on_signals():
-            with parallel_backend(backend, scheduler=scheduler, n_workers=jobs):
-                data = _corpus_data(corpus, kind, classes, "none", jobs, cache_dir)
-            values = data.features
-            combined = data.table.set_index("path").join(values.rename_axis("path"))
-            combined.attrs = dict(values.attrs)
-            write_table(combined, output)
-    except SERError as error:
-        raise _fail(error) from None
-    except KeyboardInterrupt as stop:
-        raise _stopped(stop, f"{output} left as it was; the clips done are cached in {cache_dir}: run the same command again to continue") from None
+    with _workers(jobs, backend):  # first: the workers warm up while the rest is imported
+        from .errors import SERError
+        from .interruption import stop_on_signals
+        from .outputs import write_table
+        from .parallel import parallel_backend
+
+        try:
+            with stop_on_signals():
+                with parallel_backend(backend, scheduler=scheduler, n_workers=jobs):
+                    data = _corpus_data(corpus, kind, classes, "none", jobs, cache_dir)
+                values = data.features
+                combined = data.table.set_index("path").join(values.rename_axis("path"))
+                combined.attrs = dict(values.attrs)
+                write_table(combined, output)
+        except SERError as error:
+            raise _fail(error) from None
+        except KeyboardInterrupt as stop:
+            raise _stopped(stop, f"{output} left as it was; the clips done are cached in {cache_dir}: run the same command again to continue") from None
     typer.echo(f"wrote {output}: {len(combined)} clips x {values.shape[1]} features")
 
 

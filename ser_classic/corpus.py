@@ -39,6 +39,7 @@ __all__ = [
     "select_classes",
     "audio_formats",
     "find_audio_files",
+    "count_audio_files",
 ]
 
 #: RAVDESS emotion codes (the ``EE`` field) and their labels.
@@ -101,9 +102,16 @@ def find_audio_files(paths: Iterable[str | PathLike[str]]) -> list[Path]:
     return found
 
 
-def _audio_files_under(root: Path) -> Iterator[Path]:
+def count_audio_files(paths: Iterable[str | PathLike[str]]) -> int:
+    """How many files :func:`find_audio_files` gives for ``paths``, without its warnings: for
+    sizing the work before it starts."""
+    return sum(sum(1 for _ in _audio_files_under(entry, warn=False)) if entry.is_dir() else 1 for entry in map(Path, paths))
+
+
+def _audio_files_under(root: Path, *, warn: bool = True) -> Iterator[Path]:
     """The paths with an audio ending below ``root``, each real folder read once (by its first
-    name in sorted order)."""
+    name in sorted order); ``warn``: log each folder skipped."""
+    log = _log.warning if warn else _log.debug
     visited = {os.path.realpath(root)}
     for folder, subfolders, files in os.walk(root, followlinks=True):
         kept = []
@@ -114,9 +122,9 @@ def _audio_files_under(root: Path) -> Iterator[Path]:
                 visited.add(real)
                 kept.append(name)
             elif os.path.commonpath([real, os.path.realpath(folder)]) == real:
-                _log.warning("%s: skipped, a link back to %s above it (a loop)", path, real)
+                log("%s: skipped, a link back to %s above it (a loop)", path, real)
             else:
-                _log.warning("%s: skipped, the same folder as %s, already read", path, real)
+                log("%s: skipped, the same folder as %s, already read", path, real)
         subfolders[:] = kept
         # a folder named like audio is listed too: its row then says it is a folder
         yield from (Path(folder, name) for name in [*kept, *files] if Path(name).suffix.lower() in AUDIO_EXTENSIONS)

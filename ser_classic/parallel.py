@@ -1,17 +1,20 @@
 """Running one function over many items: in this process, a local process pool, or a dask cluster.
 
 Results come back in input order, as they finish, so callers can stream them to an output.
-:func:`ordered_map` runs locally (joblib's loky pool) unless it is called inside
-:func:`parallel_backend` ``("dask", ...)``, which sends the same calls, through joblib's dask
-backend, to a dask.distributed cluster: a ``LocalCluster`` on this machine, or an existing
-cluster joined through its scheduler's address. Inside :func:`helper_process`, calls that would
-run in this process run in a forked helper process instead, which warms up while this process
-does other work (the CLI loads the model meanwhile).
+:func:`ordered_map` runs locally (processes forked from this one, or joblib's loky pool where
+forking is unsafe) unless it is called inside :func:`parallel_backend` ``("dask", ...)``, which
+sends the same calls, through joblib's dask backend, to a dask.distributed cluster: a
+``LocalCluster`` on this machine, or an existing cluster joined through its scheduler's address.
+Inside :func:`helper_process`, calls that would run in this process run in a forked helper
+process instead, which warms up while this process does other work (the CLI loads the model
+meanwhile). Inside :func:`worker_server`, local workers and helpers are forked from a server
+process started on entry, which imports what they need while this process does its own start.
 """
 
 from __future__ import annotations
 
 import logging
+import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -19,9 +22,9 @@ from functools import partial
 from typing import Any, TypeVar
 
 from .errors import SERError
-from .interruption import leave_stop_signals_to_parent
+from .interruption import STOP_SIGNALS, leave_stop_signals_to_parent
 
-__all__ = ["BACKENDS", "MIN_ITEMS_PER_WORKER", "helper_process", "ordered_map", "parallel_backend", "resolve_jobs"]
+__all__ = ["BACKENDS", "MIN_ITEMS_PER_WORKER", "PREFETCH_ITEMS", "helper_process", "ordered_map", "parallel_backend", "resolve_jobs", "worker_server"]
 
 Item = TypeVar("Item")
 Result = TypeVar("Result")
@@ -43,6 +46,7 @@ _MALLOC_TRIM_SETTING = "distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOL
 _log = logging.getLogger(__name__)
 _dask_client: ContextVar[Any] = ContextVar("ser_classic_dask_client", default=None)
 _helper: ContextVar[Any] = ContextVar("ser_classic_helper_process", default=None)
+_server: ContextVar[Any] = ContextVar("ser_classic_worker_server", default=None)
 
 
 def resolve_jobs(n_jobs: int | None) -> int:
@@ -115,6 +119,57 @@ def _warm_up_for_good(warm_up: Callable[[], object]) -> None:
     finally:
         gc.freeze()
         gc.enable()
+
+
+@contextmanager
+def worker_server(preload: Sequence[str], *, n_jobs: int | None, n_items: int | None = None) -> Iterator[None]:
+    """Inside the block, the local pools of :func:`ordered_map` fork their workers from a server
+    process started on entry, which imports the modules named in ``preload`` while this process
+    goes on with its own start (reading its inputs, loading a model): the workers then start
+    ready as soon as both are done, instead of after the two.
+
+    For a command's process: open the block first thing. The server is Python's ``forkserver``
+    (one per process, kept until it exits; ``preload`` is the first block's), so the functions
+    the workers call must be importable, and a script must open the block under
+    ``if __name__ == "__main__":`` (a worker imports the main module, as with ``spawn``). The
+    server ignores stop signals and ends with this process. The block changes nothing where no
+    pool would run: ``n_jobs`` allows one process only, ``n_items`` (when known) are too few
+    for a pool (:func:`helper_process` serves those), inside :func:`parallel_backend`
+    ``("dask")``, or on a platform without ``forkserver`` (Windows).
+    """
+    import multiprocessing
+
+    if (
+        _local_workers(n_jobs, n_items if n_items is not None else 2 * MIN_ITEMS_PER_WORKER * resolve_jobs(n_jobs)) < 2
+        or _dask_client.get() is not None
+        or "forkserver" not in multiprocessing.get_all_start_methods()
+    ):
+        yield
+        return
+    import signal
+    from multiprocessing import forkserver
+
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(list(preload))
+    # the server (and the resource tracker it starts) inherit the blocked signals: a stop sent
+    # to the process group is this process's to handle; workers unblock them when they start
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+    try:
+        forkserver.ensure_running()
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+    token = _server.set(context)
+    try:
+        yield
+    finally:
+        _server.reset(token)
+
+
+def _fork_context() -> Any:
+    """Where local workers are forked from: the :func:`worker_server`, else this process."""
+    import multiprocessing
+
+    return _server.get() or multiprocessing.get_context("fork")
 
 
 @contextmanager
@@ -212,21 +267,28 @@ def ordered_map(
     progress: bool = False,
     description: str = "",
     warm_up: Callable[[], object] | None = None,
+    prefetch: Callable[[Item], Item] | None = None,
     **kwargs: Any,
 ) -> Iterator[Result]:
     """Yield ``function(item, **kwargs)`` for each item, in order.
 
     Locally, ``n_jobs`` worker processes (never more than items) run the calls in chunks; one
     worker means no pool: the calls run in this process (in the helper inside
-    :func:`helper_process`). Where forking is safe (Linux, no other thread in this process)
-    the workers are forked from this process after it has called ``warm_up`` (imports,
-    compiled code, caches), so they start ready and share what it built; elsewhere a joblib
-    (loky) pool starts fresh interpreters. A negative ``n_jobs`` (``-1``: all cores) asks for
+    :func:`helper_process`). Inside :func:`worker_server` the workers are forked from the
+    server; elsewhere, where forking is safe (Linux, no other thread in this process), from
+    this process after it has called ``warm_up`` (imports, compiled code, caches), so they
+    start ready and share what it built; elsewhere a joblib (loky) pool starts fresh interpreters. A negative ``n_jobs`` (``-1``: all cores) asks for
     as many workers as pay off: at most one per :data:`MIN_ITEMS_PER_WORKER` items. Inside
     :func:`parallel_backend` ``("dask")`` the calls run on the dask cluster instead. Local
     workers leave stop signals to this process (see :mod:`ser_classic.interruption`), which
     ends them. A progress bar on stderr counts finished items when ``progress`` is true.
     ``function`` and ``kwargs`` must be picklable for a pool, a helper or a cluster.
+
+    ``prefetch``: for a pool forked from a :func:`worker_server`, which starts workers only
+    once the server is ready, this process (idle meanwhile) replaces items, first to last, with
+    ``prefetch(item)`` in a background thread, until the first results come in or
+    :data:`PREFETCH_ITEMS` are done; ``function`` must take both kinds of item and give the same
+    result for each. ``prefetch`` must not raise.
     """
     client = _dask_client.get()
     results: Iterator[Result]
@@ -239,6 +301,8 @@ def ordered_map(
             results = _helper_map(helper, partial(function, **kwargs), items)
         elif workers == 1:
             results = (function(item, **kwargs) for item in items)
+        elif _server.get() is not None:
+            results = _forked_map(partial(function, **kwargs), items, workers, prefetch)
         elif _fork_is_safe():
             if warm_up is not None:
                 warm_up()
@@ -273,7 +337,6 @@ def _helper_map(helper: Any, call: Callable[[Item], Result], items: Sequence[Ite
 
 def _fork_is_safe() -> bool:
     """Forking copies only the calling thread: safe on Linux when no other Python thread runs."""
-    import sys
     import threading
 
     return sys.platform == "linux" and threading.active_count() == 1
@@ -287,31 +350,69 @@ _CHUNKS_IN_FLIGHT = 2
 _MAX_CHUNK = 8
 
 
-def _forked_map(call: Callable[[Item], Result], items: Sequence[Item], workers: int) -> Iterator[Result]:
-    """``call(item)`` for each item, in order, on ``workers`` processes forked from this one.
+def _forked_map(
+    call: Callable[[Item], Result], items: Sequence[Item], workers: int, prefetch: Callable[[Item], Item] | None = None
+) -> Iterator[Result]:
+    """``call(item)`` for each item, in order, on ``workers`` forked processes (:func:`_fork_context`).
 
     Chunks of up to :data:`_MAX_CHUNK` items, at most :data:`_CHUNKS_IN_FLIGHT` per worker at
     a time, so memory holds a few chunks whatever the number of items. When the caller stops
     reading (an error, a stop signal), the chunks not started are dropped and the workers end
-    after the ones they hold.
+    after the ones they hold. ``prefetch``: see :func:`ordered_map`.
     """
-    import multiprocessing
     from collections import deque
     from concurrent.futures import ProcessPoolExecutor
 
+    items = list(items)  # the prefetching thread replaces items in this copy
     size = max(1, min(_MAX_CHUNK, -(-len(items) // (workers * 16))))
     chunks = (items[start : start + size] for start in range(0, len(items), size))
-    pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"), initializer=_start_forked_worker)
+    pool = ProcessPoolExecutor(workers, mp_context=_fork_context(), initializer=_start_forked_worker)
     finished = False
+    with _prefetching(prefetch, items) as results_in:
+        try:
+            if prefetch is not None:  # start the workers (waiting for the server) before cutting chunks
+                for started in [pool.submit(int) for _ in range(workers)]:
+                    started.result()
+            pending = deque(pool.submit(_call_chunk, call, chunk) for chunk in _take(chunks, workers * _CHUNKS_IN_FLIGHT))
+            while pending:
+                done = pending.popleft().result()
+                results_in.set()
+                pending.extend(pool.submit(_call_chunk, call, chunk) for chunk in _take(chunks, 1))
+                yield from done
+            finished = True
+        finally:
+            pool.shutdown(wait=finished, cancel_futures=not finished)
+
+
+#: Most items :func:`ordered_map` prefetches (a bound on the memory they hold).
+PREFETCH_ITEMS = 256
+
+
+@contextmanager
+def _prefetching(prefetch: Callable[[Item], Item] | None, items: list[Item]) -> Iterator[Any]:
+    """Inside the block, a thread replaces ``items[i]`` with ``prefetch(items[i])``, from the
+    first, until the event yielded is set or :data:`PREFETCH_ITEMS` are done. A list slice
+    taken meanwhile holds each item either way. The thread is ended on leaving the block."""
+    import threading
+
+    stop = threading.Event()
+    if prefetch is None:
+        yield stop
+        return
+
+    def replace() -> None:
+        for index in range(min(len(items), PREFETCH_ITEMS)):
+            if stop.is_set():
+                return
+            items[index] = prefetch(items[index])
+
+    thread = threading.Thread(target=replace, name="ser-classic-prefetch", daemon=True)
+    thread.start()
     try:
-        pending = deque(pool.submit(_call_chunk, call, chunk) for chunk in _take(chunks, workers * _CHUNKS_IN_FLIGHT))
-        while pending:
-            done = pending.popleft().result()
-            pending.extend(pool.submit(_call_chunk, call, chunk) for chunk in _take(chunks, 1))
-            yield from done
-        finished = True
+        yield stop
     finally:
-        pool.shutdown(wait=finished, cancel_futures=not finished)
+        stop.set()
+        thread.join()
 
 
 def _take(iterator: Iterator[Item], count: int) -> list[Item]:
@@ -326,16 +427,64 @@ def _call_chunk(call: Callable[[Item], Result], chunk: Sequence[Item]) -> list[R
 
 def _start_forked_worker() -> None:
     """In a forked worker: leave stop signals to the parent, and end when it ends (Linux's
-    parent-death signal), even when it is killed outright and cannot end its workers."""
+    parent-death signal), even when it is killed outright and cannot end its workers.
+
+    The parent is the process that forked the worker: this one, or the :func:`worker_server`,
+    which ends when this one does. The server runs with the stop signals blocked; they are
+    unblocked here, once handled."""
     import ctypes
     import os
     import signal
 
     parent = os.getppid()
     leave_stop_signals_to_parent()
-    ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
+    _let_the_server_end()
+    if sys.platform == "linux":
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+        _keep_freed_memory(libc)
     if os.getppid() != parent:  # the parent died before the signal was asked for
         os._exit(128 + signal.SIGTERM)
+
+
+def _let_the_server_end() -> None:
+    """Close this worker's copy of the pipe end that keeps the :func:`worker_server` running.
+
+    The server runs until every process holding that end is gone, and hands it to each process
+    it forks, so that they can use it too. Workers do not, and if they held it, a command killed
+    outright would leave its server waiting for the workers, and the workers (which end with
+    their parent, the server) waiting for it. A worker forked from this process after the
+    server started holds a copy as well.
+    """
+    import os
+    from multiprocessing import forkserver
+
+    server = getattr(forkserver, "_forkserver", None)
+    alive_fd = getattr(server, "_forkserver_alive_fd", None)
+    if alive_fd is not None:
+        os.close(alive_fd)
+        server._forkserver_alive_fd = None
+
+
+#: mallopt(3) options of glibc, and the worker's values: blocks below the threshold come from
+#: the heap, which keeps up to the trim threshold of freed memory for the next calls.
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
+_WORKER_MMAP_THRESHOLD, _WORKER_TRIM_THRESHOLD = 32 << 20, 64 << 20
+
+
+def _keep_freed_memory(libc: Any) -> None:
+    """Let a worker reuse the memory of its last call instead of returning it to the system.
+
+    A call (a clip's features) allocates and frees arrays of a few MB. glibc maps the larger
+    ones anew each time, and the kernel zeroes every page on first touch; reused, the same calls
+    run about 15% faster (docs/speed.md). A worker holds at most the trim threshold more. Where
+    the C library is not glibc (no ``mallopt``), nothing changes.
+    """
+    mallopt = getattr(libc, "mallopt", None)
+    if mallopt is not None:
+        mallopt(_M_MMAP_THRESHOLD, _WORKER_MMAP_THRESHOLD)
+        mallopt(_M_TRIM_THRESHOLD, _WORKER_TRIM_THRESHOLD)
 
 
 

@@ -100,13 +100,14 @@ def load_corpus_data(
     """
     from .augmentation import RECIPES
     from .corpus import read_corpora, select_classes
-    from .features import FeatureExtractor
+    from .features.config import FeatureConfig
+    from .features.files import feature_table
 
     if augment != "none" and augment not in RECIPES:
         raise SERError(f"unknown augmentation {augment!r}; choose none or one of: {', '.join(RECIPES)}")
     table = select_classes(read_corpora(list(corpora), kind), classes)
     paths = table["path"].tolist()
-    features = FeatureExtractor(cache_dir=cache_dir, n_jobs=n_jobs).extract_files(paths, progress=progress)
+    features = feature_table(paths, FeatureConfig(), cache_dir=cache_dir, n_jobs=n_jobs, progress=progress)
     copies: list[pd.DataFrame] = []
     if augment != "none":
         from .features.augmented import augmented_features

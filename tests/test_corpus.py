@@ -12,6 +12,7 @@ import soundfile
 from ser_classic.audio import AUDIO_EXTENSIONS
 from ser_classic.corpus import (
     EMOTION_SETS,
+    count_audio_files,
     find_audio_files,
     parse_ravdess_name,
     read_corpus,
@@ -200,3 +201,7 @@ def test_find_audio_files_follows_a_linked_folder_once_and_names_a_loop(
     messages = [record.getMessage() for record in caplog.records]
     assert any(str(batch / "loop") in message and "loop" in message for message in messages)
     assert any(str(batch / "b same actor") in message and "already read" in message for message in messages)
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="ser_classic.corpus"):
+        assert count_audio_files([batch, actor_01 / found[0].name, tmp_path / "missing.wav"]) == len(found) + 2
+    assert caplog.records == []  # counting says nothing: the search that follows does

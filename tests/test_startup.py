@@ -266,3 +266,85 @@ def test_a_model_that_fails_to_unpickle_fails_before_any_output(small_model_path
     assert result.stdout == ""
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "not a ser-classic model artifact" in lines[0] and str(model) in lines[0]
+
+
+SERVER_RUN = """
+import os, sys, time
+from ser_classic.parallel import ordered_map, worker_server
+
+
+def item_and_process(item):
+    time.sleep(0.01)  # work, so that the second worker gets some
+    return item, os.getpid(), os.getppid(), "librosa.core.spectrum" in sys.modules
+
+
+if __name__ == "__main__":
+    with worker_server(["ser_classic.features.preload"], n_jobs=2):
+        results = list(ordered_map(item_and_process, list(range(100)), n_jobs=2))
+    pids = {pid for _, pid, _, _ in results}
+    parents = {parent for _, _, parent, _ in results}
+    print([item for item, *_ in results] == list(range(100)), len(pids), len(parents), os.getpid() not in parents,
+          all(preloaded for *_, preloaded in results), "librosa" in sys.modules)
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="forkserver and the parent-death signal")
+def test_a_pool_inside_the_worker_server_is_forked_from_the_preloaded_server(tmp_path: Path) -> None:
+    """Two workers, both children of one server (not of this process), with the preloaded
+    modules already in them, and results in input order; this process never imports librosa."""
+    script = tmp_path / "server_run.py"
+    script.write_text(SERVER_RUN)
+    result = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.split() == ["True", "2", "1", "True", "True", "False"]
+
+
+def test_the_worker_preload_leaves_nothing_for_a_clip_to_import(angry_clip: Path, tmp_path: Path) -> None:
+    """Workers forked from the server start with every module that the calls they are handed
+    (a file's features, read by the worker or ahead of it) use: unpickled and run here after
+    the preload, they import nothing. A file read ahead gives the same vector as one read by
+    the worker."""
+    code = (
+        "import pickle, sys, ser_classic.features.preload; from functools import partial; from pathlib import Path; "
+        "before = set(sys.modules); "
+        "from ser_classic.features import files; from ser_classic.features.cache import FeatureCache; "
+        "from ser_classic.features.config import FeatureConfig; "
+        f"cache = FeatureCache(Path({str(tmp_path)!r}), FeatureConfig()); "
+        "call = pickle.loads(pickle.dumps(partial(files._file_vector, config=FeatureConfig(), cache=cache))); "
+        f"ahead = files._read_ahead({str(angry_clip)!r}, config=FeatureConfig(), cache=None); "
+        "uncached = pickle.loads(pickle.dumps(partial(files._file_vector, config=FeatureConfig(), cache=None))); "
+        f"same = (uncached(ahead) == uncached({str(angry_clip)!r})).all() and (call(ahead) == uncached(ahead)).all(); "
+        "print(type(ahead).__name__, same, sorted(set(sys.modules) - before))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.split() == ["Decoded", "True", "[]"], result.stdout
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="forkserver and the parent-death signal")
+def test_ser_features_killed_outright_leaves_no_server_or_worker(actor_01: Path, tmp_path: Path) -> None:
+    """SIGKILL gives the command no chance to end anything: its server and workers end by themselves."""
+    import psutil
+
+    command = [sys.executable, "-c", "from ser_classic.cli import main; main()", "features", str(actor_01),
+               "--output", str(tmp_path / "f.csv"), "--jobs", "2", "--cache-dir", str(tmp_path / "cache")]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    parent = psutil.Process(process.pid)
+    deadline = time.monotonic() + 60
+    while len(parent.children(recursive=True)) < 4 and time.monotonic() < deadline:  # tracker, server, 2 workers
+        time.sleep(0.02)
+    children = parent.children(recursive=True)
+    process.kill()
+    process.wait()
+    assert len(children) >= 4
+
+    def running(child: psutil.Process) -> bool:
+        try:
+            return child.status() != psutil.STATUS_ZOMBIE
+        except psutil.NoSuchProcess:
+            return False
+
+    deadline = time.monotonic() + 10
+    while any(map(running, children)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not any(map(running, children))

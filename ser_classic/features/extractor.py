@@ -211,14 +211,24 @@ def warm_up(config: FeatureConfig) -> None:
         notice.join()
 
 
-def extract_file(path: str, config: FeatureConfig, cache: FeatureCache | None) -> np.ndarray | SERError:
-    """One file's vector, or the error naming it; never raises, so a batch goes on."""
+def extract_file(
+    path: str, config: FeatureConfig, cache: FeatureCache | None, *, decoded: np.ndarray | None = None
+) -> np.ndarray | SERError:
+    """One file's vector, or the error naming it; never raises, so a batch goes on.
+
+    ``decoded``: the file's audio as ``audio.load(path, sample_rate=config.sample_rate)``
+    gives it (not trimmed), when the caller has read it already.
+    """
     try:
         if cache is not None:
             cached = cache.get(path)
             if cached is not None:
                 return cached
-        signal = audio.load(path, sample_rate=config.sample_rate, trim_db=config.trim_db)
+        if decoded is None:
+            signal = audio.load(path, sample_rate=config.sample_rate, trim_db=config.trim_db)
+        else:
+            start, end = audio.kept_bounds(decoded, config.sample_rate, config.trim_db, path)
+            signal = decoded[start:end]
         values = extract_vector(signal, config)
         if not np.all(np.isfinite(values)):
             raise AudioError("features are not finite", path)

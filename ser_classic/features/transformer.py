@@ -1,15 +1,13 @@
 """FeatureExtractor: the feature vectors of audio files, as a scikit-learn transformer.
 
-Kept apart from :mod:`ser_classic.features.extractor`, which computes the vectors: scikit-learn
-and pandas are imported here only, so that a process that only extracts (a helper or pool
-worker) starts without them.
+Kept apart from :mod:`ser_classic.features.extractor`, which computes the vectors, and from
+:mod:`ser_classic.features.files`, which runs it on many files: scikit-learn is imported here
+only, so that a process that only extracts (a pool worker, ``ser features``) starts without it.
 """
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterable, Iterator, Sequence
-from functools import partial
 from os import PathLike
 from pathlib import Path
 from typing import Literal
@@ -21,9 +19,8 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from ..errors import SERError
 from .cache import FeatureCache
 from .config import FeatureConfig
-from .extractor import extract_features, extract_file, feature_names, warm_up
-
-_log = logging.getLogger(__name__)
+from .extractor import extract_features, extract_file, feature_names
+from .files import feature_table, iter_vectors
 
 __all__ = ["FeatureExtractor"]
 
@@ -103,23 +100,9 @@ class FeatureExtractor(TransformerMixin, BaseEstimator):
 
         ``errors="skip"`` leaves failed files out (each is logged); ``"raise"`` raises the first.
         """
-        names = feature_names(self.config_)
-        rows, index = [], []
-        for path, result in self.iter_files(paths, n_jobs=n_jobs, progress=progress):
-            if isinstance(result, SERError):
-                if errors == "raise":
-                    raise result
-                _log.warning("skipped %s", result)
-                continue
-            rows.append(result)
-            index.append(str(path))
-        table = pd.DataFrame(
-            np.vstack(rows) if rows else np.empty((0, len(names))),
-            index=pd.Index(index, name="file"),
-            columns=names,
+        return feature_table(
+            paths, self.config_, cache_dir=self.cache_dir, n_jobs=self.n_jobs if n_jobs is None else n_jobs, progress=progress, errors=errors
         )
-        table.attrs["feature_config"] = self.config_.to_dict()
-        return table
 
     def iter_files(
         self,
@@ -129,22 +112,7 @@ class FeatureExtractor(TransformerMixin, BaseEstimator):
         progress: bool = False,
     ) -> Iterator[tuple[str, np.ndarray | SERError]]:
         """Yield ``(path, vector or error)`` in input order as files finish; never raises per file."""
-        from ..parallel import ordered_map
-
-        config, cache = self.config_, self._cache()
-        path_list = [str(p) for p in paths]
-        results = ordered_map(
-            extract_file,
-            path_list,
-            config=config,
-            cache=cache,
-            n_jobs=self.n_jobs if n_jobs is None else n_jobs,
-            progress=progress,
-            description="features",
-            # workers forked after a warm-up start ready; with a cache, files may need no extraction
-            warm_up=partial(warm_up, config) if cache is None else None,
-        )
-        yield from zip(path_list, results)
+        yield from iter_vectors(paths, self.config_, cache_dir=self.cache_dir, n_jobs=self.n_jobs if n_jobs is None else n_jobs, progress=progress)
 
     def _cache(self) -> FeatureCache | None:
         return None if self.cache_dir is None else FeatureCache(Path(self.cache_dir), self.config_)
