@@ -198,11 +198,15 @@ os.kill(os.getpid(), signal.SIGKILL)
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="workers are forked on Linux only")
 def test_forked_workers_end_when_their_parent_is_killed_outright() -> None:
-    import psutil
-
     result = subprocess.run([sys.executable, "-c", POOL_KILLED], capture_output=True, text=True, timeout=120)
     workers = [int(pid) for pid in result.stdout.split()]
     assert result.returncode == -9 and len(workers) == 2
+    assert _all_end(workers)
+
+
+def _all_end(pids: list[int], seconds: float = 10.0) -> bool:
+    """Whether every process in ``pids`` ends (or is a zombie) within ``seconds``."""
+    import psutil
 
     def running(pid: int) -> bool:
         try:
@@ -210,10 +214,10 @@ def test_forked_workers_end_when_their_parent_is_killed_outright() -> None:
         except psutil.NoSuchProcess:
             return False
 
-    deadline = time.monotonic() + 10
-    while any(map(running, workers)) and time.monotonic() < deadline:
+    deadline = time.monotonic() + seconds
+    while any(map(running, pids)) and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert not any(map(running, workers))
+    return not any(map(running, pids))
 
 
 HELPER_GC = """
@@ -337,14 +341,4 @@ def test_ser_features_killed_outright_leaves_no_server_or_worker(actor_01: Path,
     process.kill()
     process.wait()
     assert len(children) >= 4
-
-    def running(child: psutil.Process) -> bool:
-        try:
-            return child.status() != psutil.STATUS_ZOMBIE
-        except psutil.NoSuchProcess:
-            return False
-
-    deadline = time.monotonic() + 10
-    while any(map(running, children)) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert not any(map(running, children))
+    assert _all_end([child.pid for child in children])
