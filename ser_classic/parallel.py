@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import sys
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from contextvars import ContextVar
 from functools import partial
 from typing import Any, TypeVar
@@ -268,6 +268,7 @@ def ordered_map(
     description: str = "",
     warm_up: Callable[[], object] | None = None,
     prefetch: Callable[[Item], Item] | None = None,
+    on_lost: Callable[[Item], Result] | None = None,
     **kwargs: Any,
 ) -> Iterator[Result]:
     """Yield ``function(item, **kwargs)`` for each item, in order.
@@ -289,6 +290,11 @@ def ordered_map(
     ``prefetch(item)`` in a background thread, until the first results come in or
     :data:`PREFETCH_ITEMS` are done; ``function`` must take both kinds of item and give the same
     result for each. ``prefetch`` must not raise.
+
+    ``on_lost``: when a forked pool's worker dies (killed, out of memory, a crash in C code),
+    the items it may have held run again, one at a time; an item whose worker dies again gets
+    ``on_lost(item)`` as its result, and the rest of the batch goes on. Without it, the death
+    raises ``BrokenProcessPool``.
     """
     client = _dask_client.get()
     results: Iterator[Result]
@@ -302,11 +308,11 @@ def ordered_map(
         elif workers == 1:
             results = (function(item, **kwargs) for item in items)
         elif _server.get() is not None:
-            results = _forked_map(partial(function, **kwargs), items, workers, prefetch)
+            results = _forked_map(partial(function, **kwargs), items, workers, prefetch, on_lost)
         elif _fork_is_safe():
             if warm_up is not None:
                 warm_up()
-            results = _forked_map(partial(function, **kwargs), items, workers)
+            results = _forked_map(partial(function, **kwargs), items, workers, on_lost=on_lost)
         else:
             from joblib import Parallel, delayed
 
@@ -351,37 +357,83 @@ _MAX_CHUNK = 8
 
 
 def _forked_map(
-    call: Callable[[Item], Result], items: Sequence[Item], workers: int, prefetch: Callable[[Item], Item] | None = None
+    call: Callable[[Item], Result],
+    items: Sequence[Item],
+    workers: int,
+    prefetch: Callable[[Item], Item] | None = None,
+    on_lost: Callable[[Item], Result] | None = None,
 ) -> Iterator[Result]:
     """``call(item)`` for each item, in order, on ``workers`` forked processes (:func:`_fork_context`).
 
     Chunks of up to :data:`_MAX_CHUNK` items, at most :data:`_CHUNKS_IN_FLIGHT` per worker at
     a time, so memory holds a few chunks whatever the number of items. When the caller stops
     reading (an error, a stop signal), the chunks not started are dropped and the workers end
-    after the ones they hold. ``prefetch``: see :func:`ordered_map`.
+    after the ones they hold. ``prefetch`` and ``on_lost``: see :func:`ordered_map`.
     """
-    from collections import deque
-    from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures.process import BrokenProcessPool
 
     items = list(items)  # the prefetching thread replaces items in this copy
     size = max(1, min(_MAX_CHUNK, -(-len(items) // (workers * 16))))
-    chunks = (items[start : start + size] for start in range(0, len(items), size))
+    done = 0
+    with _prefetching(prefetch, items) as results_in:
+        while done < len(items):
+            try:
+                with closing(_pool_results(call, items, done, len(items), size, workers, wait_for_workers=prefetch is not None)) as results:
+                    for result in results:
+                        results_in.set()
+                        done += 1
+                        yield result
+            except BrokenProcessPool:
+                if on_lost is None:
+                    raise
+                # the items the dead worker could have held, each alone in flight on one
+                # worker: the one that ends its worker again is the cause
+                suspects = min(len(items), done + workers * _CHUNKS_IN_FLIGHT * size)
+                _log.warning("a worker process ended unexpectedly; its files are tried again one at a time")
+                while done < suspects:
+                    try:
+                        with closing(_pool_results(call, items, done, suspects, 1, 1, in_flight=1)) as results:
+                            for result in results:
+                                done += 1
+                                yield result
+                    except BrokenProcessPool:
+                        done += 1
+                        yield on_lost(items[done - 1])
+
+
+def _pool_results(
+    call: Callable[[Item], Result],
+    items: list[Item],
+    start: int,
+    end: int,
+    size: int,
+    workers: int,
+    *,
+    in_flight: int = _CHUNKS_IN_FLIGHT,
+    wait_for_workers: bool = False,
+) -> Iterator[Result]:
+    """``call(item)`` for ``items[start:end]``, in order, on a new pool of ``workers`` (chunks of
+    ``size``, ``in_flight`` per worker). Raises ``BrokenProcessPool`` after the results before a
+    worker's death. ``wait_for_workers``: start the workers before cutting the first chunk (see
+    :func:`_prefetching`)."""
+    from collections import deque
+    from concurrent.futures import ProcessPoolExecutor
+
+    chunks = (items[first : min(first + size, end)] for first in range(start, end, size))
     pool = ProcessPoolExecutor(workers, mp_context=_fork_context(), initializer=_start_forked_worker)
     finished = False
-    with _prefetching(prefetch, items) as results_in:
-        try:
-            if prefetch is not None:  # start the workers (waiting for the server) before cutting chunks
-                for started in [pool.submit(int) for _ in range(workers)]:
-                    started.result()
-            pending = deque(pool.submit(_call_chunk, call, chunk) for chunk in _take(chunks, workers * _CHUNKS_IN_FLIGHT))
-            while pending:
-                done = pending.popleft().result()
-                results_in.set()
-                pending.extend(pool.submit(_call_chunk, call, chunk) for chunk in _take(chunks, 1))
-                yield from done
-            finished = True
-        finally:
-            pool.shutdown(wait=finished, cancel_futures=not finished)
+    try:
+        if wait_for_workers:  # (waiting for the server) meanwhile items are prefetched
+            for started in [pool.submit(int) for _ in range(workers)]:
+                started.result()
+        pending = deque(pool.submit(_call_chunk, call, chunk) for chunk in _take(chunks, workers * in_flight))
+        while pending:
+            results = pending.popleft().result()
+            pending.extend(pool.submit(_call_chunk, call, chunk) for chunk in _take(chunks, 1))
+            yield from results
+        finished = True
+    finally:
+        pool.shutdown(wait=finished, cancel_futures=not finished)
 
 
 #: Most items :func:`ordered_map` prefetches (a bound on the memory they hold).

@@ -342,3 +342,60 @@ def test_ser_features_killed_outright_leaves_no_server_or_worker(actor_01: Path,
     process.wait()
     assert len(children) >= 4
     assert _all_end([child.pid for child in children])
+
+
+POOL_LOST = """
+import os, sys, time
+from contextlib import nullcontext
+from ser_classic.parallel import ordered_map, worker_server
+
+
+def square_or_die(item):
+    if item == 37:
+        os._exit(9)  # as a crash in C code or the out-of-memory killer would end it
+    time.sleep(0.002)
+    return item * item
+
+
+if __name__ == "__main__":
+    server = worker_server([], n_jobs=2) if sys.argv[1] == "server" else nullcontext()
+    with server:
+        results = list(ordered_map(square_or_die, list(range(100)), n_jobs=2, on_lost=lambda item: -item))
+    print(results == [-37 if item == 37 else item * item for item in range(100)])
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="workers are forked on Linux only")
+@pytest.mark.parametrize("where", ["server", "fork"])
+def test_an_item_that_kills_its_worker_gets_the_lost_result_and_the_rest_go_on(where: str, tmp_path: Path) -> None:
+    script = tmp_path / "pool_lost.py"
+    script.write_text(POOL_LOST)
+    result = subprocess.run([sys.executable, str(script), where], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.split() == ["True"]
+    assert "tried again one at a time" in result.stderr
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="forkserver")
+def test_ser_features_goes_on_when_a_worker_is_killed(actor_01: Path, tmp_path: Path) -> None:
+    """A worker killed in the middle (as the out-of-memory killer would) loses no file: its
+    files are extracted again and the table is whole."""
+    import pandas as pd
+    import psutil
+
+    output = tmp_path / "f.csv"
+    command = [sys.executable, "-c", "from ser_classic.cli import main; main()", "features", str(actor_01),
+               "--output", str(output), "--jobs", "2", "--cache-dir", str(tmp_path / "cache")]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    command_process = psutil.Process(process.pid)
+    deadline = time.monotonic() + 60
+    workers: list[psutil.Process] = []
+    while not workers and time.monotonic() < deadline:  # the server's children
+        workers = [child for child in command_process.children(recursive=True) if child.ppid() != process.pid]
+        time.sleep(0.01)
+    assert workers
+    workers[0].kill()
+    stdout, stderr = process.communicate(timeout=120)
+    assert process.returncode == 0, stderr[-2000:]
+    assert len(pd.read_csv(output)) == len(list(actor_01.glob("*.flac")))
+    assert "tried again one at a time" in stderr

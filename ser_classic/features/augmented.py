@@ -102,7 +102,7 @@ def augmented_features(
     blocks = np.full((n_copies, len(path_list), len(names)), np.nan)
     results = ordered_map(
         _copies_of_path, path_list, config=config, recipe=recipe, n_copies=n_copies, cache=cache,
-        n_jobs=n_jobs, progress=progress, description=f"{recipe} copies",
+        n_jobs=n_jobs, progress=progress, description=f"{recipe} copies", on_lost=_lost,
     )
     for row, result in enumerate(results):
         if isinstance(result, SERError):
@@ -111,6 +111,11 @@ def augmented_features(
             blocks[:, row, :] = result
     index = pd.Index(path_list, name="file")
     return [pd.DataFrame(block, index=index, columns=names) for block in blocks]
+
+
+def _lost(path: str) -> AudioError:
+    """The error of a file whose worker process died augmenting it, twice."""
+    return AudioError("the worker process augmenting this file died (a crash in a decoder, or killed: out of memory?)", path)
 
 
 class TrainingRows(NamedTuple):

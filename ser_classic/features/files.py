@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Literal, NamedTuple
 import numpy as np
 
 from ..audio import load
-from ..errors import SERError
+from ..errors import AudioError, SERError
 from .cache import FeatureCache
 from .config import FeatureConfig
 from .extractor import extract_file, feature_names, warm_up
@@ -59,8 +59,15 @@ def iter_vectors(
         # workers forked after a warm-up start ready; with a cache, files may need no extraction
         warm_up=partial(warm_up, config) if cache is None else None,
         prefetch=partial(_read_ahead, config=config, cache=cache),
+        on_lost=_lost,
     )
     yield from zip(path_list, results)
+
+
+def _lost(item: str | Decoded) -> AudioError:
+    """The error of a file whose worker process died extracting it, twice."""
+    path = item.path if isinstance(item, Decoded) else item
+    return AudioError("the worker process extracting this file died (a crash in a decoder, or killed: out of memory?)", path)
 
 
 #: Longest file this process reads ahead for the workers (see :func:`_read_ahead`), in seconds:
