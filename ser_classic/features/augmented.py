@@ -11,16 +11,18 @@ import logging
 from collections.abc import Sequence
 from os import PathLike
 from pathlib import Path
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
-import pandas as pd
 
 from .. import audio
 from ..errors import AudioError, SERError
 from .cache import FeatureCache, file_sha256
 from .config import FeatureConfig
 from .extractor import extract_vector, feature_names
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 _log = logging.getLogger(__name__)
 
@@ -109,6 +111,8 @@ def augmented_features(
             _log.warning("no augmented copies: %s", result)
         else:
             blocks[:, row, :] = result
+    import pandas as pd  # here: the workers import this module, and go without pandas
+
     index = pd.Index(path_list, name="file")
     return [pd.DataFrame(block, index=index, columns=names) for block in blocks]
 
@@ -144,6 +148,8 @@ def with_copies(
     shift (a higher pitch, say) is not left in the normalized copies. ``sources`` keeps a clip
     and its copies together wherever training splits its data again (calibration folds).
     """
+    import pandas as pd
+
     positions = np.arange(len(features))
     tables, label_parts, speaker_parts, source_parts = [features], [labels], [speakers], [positions]
     for k, table in enumerate(copies, start=1):
