@@ -7,7 +7,7 @@ sends the same calls, through joblib's dask backend, to a dask.distributed clust
 ``LocalCluster`` on this machine, or an existing cluster joined through its scheduler's address.
 Inside :func:`helper_process`, calls that would run in this process run in a forked helper
 process instead, which warms up while this process does other work (the CLI loads the model
-meanwhile). Inside :func:`worker_server`, local workers and helpers are forked from a server
+meanwhile). Inside :func:`worker_server`, the workers of local pools are forked from a server
 process started on entry, which imports what they need while this process does its own start.
 """
 
@@ -278,8 +278,9 @@ def ordered_map(
     :func:`helper_process`). Inside :func:`worker_server` the workers are forked from the
     server; elsewhere, where forking is safe (Linux, no other thread in this process), from
     this process after it has called ``warm_up`` (imports, compiled code, caches), so they
-    start ready and share what it built; elsewhere a joblib (loky) pool starts fresh interpreters. A negative ``n_jobs`` (``-1``: all cores) asks for
-    as many workers as pay off: at most one per :data:`MIN_ITEMS_PER_WORKER` items. Inside
+    start ready and share what it built; elsewhere a joblib (loky) pool starts fresh
+    interpreters. A negative ``n_jobs`` (``-1``: all cores) asks for as many workers as pay
+    off: at most one per :data:`MIN_ITEMS_PER_WORKER` items. Inside
     :func:`parallel_backend` ``("dask")`` the calls run on the dask cluster instead. Local
     workers leave stop signals to this process (see :mod:`ser_classic.interruption`), which
     ends them. A progress bar on stderr counts finished items when ``progress`` is true.
@@ -419,6 +420,8 @@ def _pool_results(
     from collections import deque
     from concurrent.futures import ProcessPoolExecutor
 
+    from concurrent.futures.process import BrokenProcessPool
+
     chunks = (items[first : min(first + size, end)] for first in range(start, end, size))
     pool = ProcessPoolExecutor(workers, mp_context=_fork_context(), initializer=_start_forked_worker)
     finished = False
@@ -432,8 +435,23 @@ def _pool_results(
             pending.extend(pool.submit(_call_chunk, call, chunk) for chunk in _take(chunks, 1))
             yield from results
         finished = True
+    except BrokenProcessPool:
+        _kill_workers(pool)
+        raise
     finally:
         pool.shutdown(wait=finished, cancel_futures=not finished)
+
+
+def _kill_workers(pool: Any) -> None:
+    """End the workers left in a broken pool, outright.
+
+    The pool ends them with SIGTERM, which workers leave to the command (see
+    :func:`~ser_classic.interruption.leave_stop_signals_to_parent`); one left running, busy or
+    blocked on a result nobody reads, would keep the pool's clean-up, and the command's exit,
+    waiting for good.
+    """
+    for process in list((getattr(pool, "_processes", None) or {}).values()):
+        process.kill()
 
 
 #: Most items :func:`ordered_map` prefetches (a bound on the memory they hold).
@@ -510,8 +528,8 @@ def _let_the_server_end() -> None:
     server started holds a copy as well.
     """
     import os
-    from multiprocessing import forkserver
 
+    forkserver = sys.modules.get("multiprocessing.forkserver")  # not imported: no server was started
     server = getattr(forkserver, "_forkserver", None)
     alive_fd = getattr(server, "_forkserver_alive_fd", None)
     if alive_fd is not None:
@@ -530,8 +548,8 @@ def _keep_freed_memory(libc: Any) -> None:
 
     A call (a clip's features) allocates and frees arrays of a few MB. glibc maps the larger
     ones anew each time, and the kernel zeroes every page on first touch; reused, the same calls
-    run about 15% faster (docs/speed.md). A worker holds at most the trim threshold more. Where
-    the C library is not glibc (no ``mallopt``), nothing changes.
+    run faster (docs/speed.md). A worker holds at most the trim threshold more. Where the C
+    library is not glibc (no ``mallopt``), nothing changes.
     """
     mallopt = getattr(libc, "mallopt", None)
     if mallopt is not None:

@@ -159,12 +159,13 @@ def test_a_helper_that_dies_leaves_its_items_to_this_process() -> None:
     assert "helper process ended unexpectedly" in result.stderr
 
 POOL_RUN = """
-import os, sys
+import os, sys, time
 from ser_classic.parallel import ordered_map
 
 warmed = []
 
 def item_pid_warmed(item):
+    time.sleep(0.002)  # work, so that the second worker gets some
     return item, os.getpid(), bool(warmed)
 
 results = list(ordered_map(item_pid_warmed, list(range(100)), n_jobs=2, warm_up=lambda: warmed.append(True)))
