@@ -396,7 +396,10 @@ def test_ser_features_goes_on_when_a_worker_is_killed(actor_01: Path, tmp_path: 
         time.sleep(0.01)
     assert workers
     workers[0].kill()
-    stdout, stderr = process.communicate(timeout=120)
+    try:
+        stdout, stderr = process.communicate(timeout=120)
+    finally:
+        process.kill()  # a command that hangs must not outlive the test
     assert process.returncode == 0, stderr[-2000:]
     assert len(pd.read_csv(output)) == len(list(actor_01.glob("*.flac")))
     assert "tried again one at a time" in stderr
