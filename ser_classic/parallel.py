@@ -139,11 +139,8 @@ def worker_server(preload: Sequence[str], *, n_jobs: int | None, n_items: int | 
     """
     import multiprocessing
 
-    if (
-        _local_workers(n_jobs, n_items if n_items is not None else 2 * MIN_ITEMS_PER_WORKER * resolve_jobs(n_jobs)) < 2
-        or _dask_client.get() is not None
-        or "forkserver" not in multiprocessing.get_all_start_methods()
-    ):
+    pool_ahead = resolve_jobs(n_jobs) >= 2 and (n_items is None or _local_workers(n_jobs, n_items) >= 2)
+    if not pool_ahead or _dask_client.get() is not None or "forkserver" not in multiprocessing.get_all_start_methods():
         yield
         return
     import signal
