@@ -148,9 +148,14 @@ def candidate_vector(path: str) -> pd.Series:
     from parselmouth.praat import call
 
     from ser_classic import audio
+    from ser_classic.features import FeatureConfig
+    from ser_classic.features.conditioning import speech_band, speech_bounds
 
     sample_rate = 16000
-    signal = audio.load(path, sample_rate=sample_rate, trim_db=30.0).astype(np.float64)
+    config = FeatureConfig(sample_rate=sample_rate)
+    band = speech_band(audio.load(path, sample_rate=sample_rate), config)
+    start, end = speech_bounds(band, config)
+    signal = band[start:end].astype(np.float64)
     features: dict[str, float] = {}
     sound = parselmouth.Sound(signal, sampling_frequency=sample_rate)
     pitch = sound.to_pitch_ac(time_step=0.01, pitch_floor=65.0, pitch_ceiling=600.0)

@@ -85,7 +85,7 @@ def clip_rng(recipe: Recipe, path: str) -> np.random.Generator:
 
 def _copies_of_clip(path: str, recipes: Sequence[Recipe], n_copies: int, config: FeatureConfig) -> list[np.ndarray]:
     """Per recipe, the feature vectors of ``n_copies`` augmented copies of one clip: ``(n_copies, n_features)``."""
-    signal = audio.load(path, sample_rate=config.sample_rate, trim_db=config.trim_db)
+    signal = audio.load(path, sample_rate=config.sample_rate)
     vectors = []
     for recipe in recipes:
         copies = augment(signal, recipe, n_copies=n_copies, rng=clip_rng(recipe, path), sample_rate=config.sample_rate)
@@ -334,7 +334,7 @@ def markdown(results: list[dict[str, Any]], context: dict[str, Any]) -> str:
 def transform_timings(path: str) -> dict[str, float]:
     """Milliseconds per copy of each single recipe on one clip (warm, this process)."""
     config = FeatureConfig()
-    signal = audio.load(path, sample_rate=config.sample_rate, trim_db=config.trim_db)
+    signal = audio.load(path, sample_rate=config.sample_rate)
     timings = {}
     for name in SINGLES:
         rng = np.random.default_rng(SEED)

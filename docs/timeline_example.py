@@ -28,6 +28,7 @@ import soundfile
 from ser_classic import audio
 from ser_classic.corpus import read_corpus
 from ser_classic.features import FeatureConfig
+from ser_classic.features.conditioning import speech_band, speech_bounds
 
 EMOTIONS = ["calm", "happy", "angry", "sad"]
 RECORDING_ACTORS = range(19, 25)
@@ -43,7 +44,8 @@ def main(ravdess: Path, out: Path) -> None:
     ]
     training[["path", "label", "speaker"]].to_csv(out / "train.csv", index=False)
 
-    rate, trim_db = audio.ANALYSIS_SAMPLE_RATE, FeatureConfig().trim_db
+    config = FeatureConfig()
+    rate = config.sample_rate
     rng = np.random.default_rng(0)
 
     def pause() -> np.ndarray:
@@ -56,7 +58,9 @@ def main(ravdess: Path, out: Path) -> None:
                 (corpus["actor"] == actor) & (corpus["label"] == emotion) & (corpus["intensity"] == "strong")
             ]
             path = sorted(strong["path"])[turn % len(strong)]
-            clip = audio.load(path, sample_rate=rate, trim_db=trim_db)
+            clip = audio.load(path, sample_rate=rate)
+            start, end = speech_bounds(speech_band(clip, config), config)
+            clip = clip[start:end]
             rows.append(
                 {
                     "start": round(position, 3),

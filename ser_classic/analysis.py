@@ -88,9 +88,8 @@ def analyze_clip(
 ) -> ClipAnalysis:
     """Classify one recording and keep what its pictures and timeline need, from one decode.
 
-    The row is the one ``ser predict`` gives the file with ``model``: the signal is trimmed
-    (:func:`~ser_classic.audio.kept_bounds`) and described exactly as for a prediction, and the
-    frames of that description are the pictures' tracks. Each timeline window is cut from the
+    The row is the one ``ser predict`` gives the file with ``model``: the signal is described
+    exactly as for a prediction, and the frames of that description are the pictures' tracks. Each timeline window is cut from the
     decoded signal and described on its own, as :func:`~ser_classic.timeline.timeline` always does.
 
     Parameters
@@ -130,13 +129,12 @@ def analyze_clip(
         )
     config = model.feature_config
     signal = audio.load(path, sample_rate=config.sample_rate, max_seconds=max_seconds)
-    start, end = audio.kept_bounds(signal, config.sample_rate, config.trim_db, path)
-    values, frames = extract_frames(signal[start:end], config)
+    values, frames = extract_frames(signal, config)
     if not np.all(np.isfinite(values)):
         raise AudioError("features are not finite", path)
     voiced_column = model.feature_names.index("voiced_fraction")
     row = classify_vector(str(path), speech_check(values, voiced_column, str(path)), model)
-    tracks = signal_tracks(signal, config, kept=(start, end), frames=frames)
+    tracks = signal_tracks(signal, config, frames=frames)
     frame = None
     if row["emotion"] != NO_SPEECH and signal.size > window_seconds * config.sample_rate:
         from .timeline import timeline

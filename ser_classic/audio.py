@@ -14,7 +14,6 @@ cannot open. PyAV drops FFmpeg's own log messages unless a program asks for them
 from __future__ import annotations
 
 import logging
-import math
 import os
 import sys
 import tempfile
@@ -45,9 +44,6 @@ __all__ = [
     "load",
     "to_mono",
     "resample",
-    "trim_silence",
-    "trim_bounds",
-    "kept_bounds",
     "check_signal",
     "AudioInfo",
     "file_info",
@@ -93,36 +89,18 @@ def to_mono(signal: np.ndarray) -> np.ndarray:
 
 
 def resample(signal: np.ndarray, source_rate: int, target_rate: int) -> np.ndarray:
-    """High-quality resampling (soxr "HQ"); returns the input unchanged when rates match."""
+    """High-quality resampling (soxr "HQ"); returns the input unchanged when rates match.
+
+    The signal's mean (a recording's constant offset) goes around the resampler: its filter
+    sees a signal that starts and ends near zero, so an offset does not ring at the edges.
+    """
     if source_rate == target_rate:
         return signal
     import soxr
 
-    return soxr.resample(signal, source_rate, target_rate, quality="HQ")
-
-
-def trim_silence(signal: np.ndarray, top_db: float) -> np.ndarray:
-    """Cut leading and trailing parts quieter than ``top_db`` below the loudest frame."""
-    start, end = trim_bounds(signal, top_db)
-    return signal[start:end]
-
-
-def trim_bounds(signal: np.ndarray, top_db: float) -> tuple[int, int]:
-    """Sample indices ``(start, end)`` of the part :func:`trim_silence` keeps.
-
-    The bounds of ``librosa.effects.trim(signal, top_db=top_db, frame_length=FRAME_LENGTH,
-    hop_length=HOP_LENGTH)`` (RMS of frames against the loudest frame; ``(0, 0)`` when no frame is loud enough), computed
-    here because importing ``librosa.effects`` also imports scikit-learn's decomposition and
-    clustering modules: a second of start-up for every ``ser`` command.
-    """
-    import librosa
-
-    frame_length, hop_length = FRAME_LENGTH, HOP_LENGTH
-    rms = librosa.feature.rms(y=signal, frame_length=frame_length, hop_length=hop_length)[0]
-    loud = np.flatnonzero(librosa.amplitude_to_db(rms, ref=np.max, top_db=None) > -top_db)
-    if loud.size == 0:
-        return 0, 0
-    return int(loud[0]) * hop_length, min(signal.shape[-1], (int(loud[-1]) + 1) * hop_length)
+    offset = signal.mean(dtype=np.float64)
+    resampled = soxr.resample(signal - signal.dtype.type(offset), source_rate, target_rate, quality="HQ")
+    return resampled + resampled.dtype.type(offset)
 
 
 def check_signal(
@@ -406,7 +384,6 @@ def load(
     path: str | PathLike[str],
     *,
     sample_rate: int = ANALYSIS_SAMPLE_RATE,
-    trim_db: float | None = None,
     max_seconds: float | None = MAX_DURATION_SECONDS,
 ) -> np.ndarray:
     """Read an audio file (or a video's first audio track) as mono float32 at ``sample_rate``.
@@ -418,8 +395,6 @@ def load(
         M4A/AAC, MP4/MOV, WebM/MKV, AMR, WMA, ... through FFmpeg.
     sample_rate : int
         Output rate in Hz; the analysis rate by default.
-    trim_db : float, optional
-        If given, leading and trailing silence quieter than this many dB below the peak is cut.
     max_seconds : float, optional
         Refuse files longer than this, before decoding them.
 
@@ -455,29 +430,7 @@ def load(
     signal = np.concatenate(blocks)
     signal = resample(signal, source_rate, sample_rate).astype(np.float32, copy=False)
     check_signal(signal, sample_rate, path)
-    if trim_db is not None:
-        start, end = kept_bounds(signal, sample_rate, trim_db, path)
-        signal = signal[start:end]
     return signal
-
-
-def kept_bounds(
-    signal: np.ndarray, sample_rate: int, trim_db: float | None, path: str | PathLike[str] | None = None
-) -> tuple[int, int]:
-    """Sample indices ``(start, end)`` of the part ``load(..., trim_db=trim_db)`` keeps of
-    ``signal``: :func:`trim_bounds`, or the whole signal when ``trim_db`` is ``None``.
-
-    Raises
-    ------
-    AudioError
-        Less than :data:`MIN_DURATION_SECONDS` is left after trimming.
-    """
-    if trim_db is None:
-        return 0, signal.shape[0]
-    start, end = trim_bounds(signal, trim_db)
-    if end - start < math.ceil(MIN_DURATION_SECONDS * sample_rate):
-        raise AudioError(f"too short after trimming silence ({trim_db} dB)", path)
-    return start, end
 
 
 def file_info(path: str | PathLike[str]) -> AudioInfo:
@@ -527,12 +480,17 @@ def read_blocks(
                 if source_rate == sample_rate
                 else soxr.ResampleStream(source_rate, sample_rate, 1, dtype="float32", quality="HQ")
             )
+            offset = None  # the first block's mean goes around the resampler, as in resample()
             for block in source.blocks(max(1, int(block_seconds * source_rate))):
                 _refuse_non_finite(block, path, f" (near {n_read / source_rate:.1f} s)")
                 n_read += block.shape[0]
                 mono = np.ascontiguousarray(block, dtype=np.float32)
-                yield mono if resampler is None else resampler.resample_chunk(mono)
+                if resampler is None:
+                    yield mono
+                    continue
+                offset = np.float32(mono.mean(dtype=np.float64)) if offset is None else offset
+                yield resampler.resample_chunk(mono - offset) + offset
     if n_read == 0:
         raise AudioError("no audio samples (header only)", path)
     if resampler is not None:
-        yield resampler.resample_chunk(np.zeros(0, dtype=np.float32), last=True)
+        yield resampler.resample_chunk(np.zeros(0, dtype=np.float32), last=True) + (offset or np.float32(0))

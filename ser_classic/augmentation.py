@@ -10,7 +10,8 @@ seen in training (``benchmarks/augmentation.py`` measures whether augmentation h
 
 Transforms
 ----------
-- :func:`add_noise`: white or pink Gaussian noise at an exact signal-to-noise ratio (dB).
+- :func:`add_noise`: white or pink Gaussian noise (or a noise recording) at an exact
+  speech-to-noise ratio (dB).
 - :func:`apply_gain`: a level change in dB.
 - :func:`change_speed`: resampling that changes tempo and pitch together, as the "speed
   perturbation" of Kaldi (sox ``speed``); cheap.
@@ -40,6 +41,7 @@ __all__ = [
     "Recipe",
     "Step",
     "add_noise",
+    "speech_power",
     "apply_gain",
     "augment",
     "chain",
@@ -62,6 +64,10 @@ def _as_signal(signal: np.ndarray) -> np.ndarray:
     if not np.issubdtype(array.dtype, np.floating):
         raise AugmentationError(f"a floating-point signal is needed, got dtype {array.dtype}")
     return array
+
+
+#: Frames within this many dB of a clip's loud frames are its speech (:func:`speech_power`).
+SPEECH_RANGE_DB = 30.0
 
 
 def _power(signal: np.ndarray) -> float:
@@ -90,27 +96,45 @@ def pink_noise(n_samples: int, *, rng: np.random.Generator) -> np.ndarray:
     return noise / np.sqrt(_power(noise))
 
 
+def speech_power(signal: np.ndarray) -> float:
+    """Mean square of the signal's speech: of its frames (those of
+    :func:`~ser_classic.features.conditioning.frame_levels_db`) whose level is within
+    :data:`SPEECH_RANGE_DB` of the 95th percentile of frame levels. Pauses and leading or trailing
+    silence do not count, as in the active speech level of ITU-T P.56: an SNR set against it
+    means the same for a clip with long pauses as for one without.
+    """
+    from .features.conditioning import frame_levels_db
+
+    levels = frame_levels_db(np.asarray(signal, dtype=np.float64))
+    active = levels >= np.percentile(levels, 95.0) - SPEECH_RANGE_DB
+    return float(np.mean(10.0 ** (levels[active] / 10.0)))
+
+
 def add_noise(
     signal: np.ndarray,
     snr_db: float,
     *,
     rng: np.random.Generator,
     color: Literal["white", "pink"] = "white",
+    noise: np.ndarray | None = None,
 ) -> np.ndarray:
-    """The signal plus Gaussian noise scaled so that the whole-clip SNR is exactly ``snr_db``.
+    """The signal plus noise scaled so that the speech-to-noise ratio is exactly ``snr_db``.
 
-    SNR is ``10 log10(P_signal / P_noise)`` with powers as mean squares over the clip (the
-    clip is expected to be trimmed of leading and trailing silence, as the extractor loads it).
+    SNR is ``10 log10(P_speech / P_noise)``, the speech's power measured over its active frames
+    (:func:`speech_power`), the noise's over the whole clip.
 
     Parameters
     ----------
     signal : np.ndarray [shape=(n,), float]
     snr_db : float
-        Signal-to-noise ratio in dB; 15-30 dB is audible but leaves speech intelligible.
+        Signal-to-noise ratio in dB; 20 dB is a quiet office, 10 dB a busy room.
     rng : numpy.random.Generator
         Source of the noise samples.
     color : {"white", "pink"}
-        Flat spectrum, or 1/f (more low-frequency energy, closer to room and babble noise).
+        Gaussian noise with a flat spectrum, or 1/f (more low-frequency energy, closer to room noise).
+    noise : np.ndarray [shape=(n,)], optional
+        A noise recording (babble, traffic, ...) to add instead of Gaussian noise; ``color`` is
+        then ignored.
 
     Returns
     -------
@@ -121,20 +145,24 @@ def add_noise(
     >>> rng = np.random.default_rng(0)
     >>> tone = np.sin(2 * np.pi * 220 * np.arange(22050) / 22050).astype(np.float32)
     >>> noisy = add_noise(tone, 20.0, rng=rng)
-    >>> float(round(10 * np.log10(np.mean(tone**2) / np.mean((noisy - tone) ** 2)), 1))
+    >>> float(round(10 * np.log10(speech_power(tone) / np.mean((noisy - tone) ** 2)), 1))
     20.0
     """
     signal = _as_signal(signal)
-    signal_power = _power(signal)
-    if signal_power == 0.0:
+    if not np.any(signal):
         raise AugmentationError("cannot set an SNR on a silent signal")
-    if color == "white":
+    power = speech_power(signal)
+    if noise is not None:
+        noise = np.asarray(noise, dtype=np.float64).copy()
+        if noise.shape != signal.shape or _power(noise) == 0.0:
+            raise AugmentationError(f"the noise must be a non-silent signal of the clip's shape {signal.shape}, got {noise.shape}")
+    elif color == "white":
         noise = rng.standard_normal(signal.size)
     elif color == "pink":
         noise = pink_noise(signal.size, rng=rng)
     else:
         raise AugmentationError(f"unknown noise color {color!r}; choose 'white' or 'pink'")
-    noise *= np.sqrt(signal_power / (_power(noise) * 10.0 ** (snr_db / 10.0)))
+    noise *= np.sqrt(power / (_power(noise) * 10.0 ** (snr_db / 10.0)))
     return (signal.astype(np.float64) + noise).astype(signal.dtype)
 
 
@@ -334,15 +362,16 @@ class Step:
 
 @dataclass(frozen=True)
 class Recipe:
-    """A named chain of :class:`Step`, applied in order to each copy."""
+    """A named chain of :class:`Step`, applied in order to each of ``n_copies`` copies of a clip."""
 
     name: str
     steps: tuple[Step, ...]
     description: str = ""
+    n_copies: int = 2
 
     def to_dict(self) -> dict[str, Any]:
         """Plain description, as stored in cache keys and reports."""
-        return {"name": self.name, "steps": [vars(step) for step in self.steps]}
+        return {"name": self.name, "n_copies": self.n_copies, "steps": [vars(step) for step in self.steps]}
 
     def digest(self) -> str:
         """Short hash of :meth:`to_dict` (and of :data:`RECIPES_VERSION`)."""
@@ -351,7 +380,7 @@ class Recipe:
 
 
 #: Bumped whenever a transform's computation changes, so that cached augmented features are not reused.
-RECIPES_VERSION = "1"
+RECIPES_VERSION = "2"
 
 #: The standard settings, fixed before any result was seen: SNR 15-30 dB, gain within 6 dB,
 #: Kaldi's speed factors 0.9 and 1.1, pitch 1-2 semitones down then up, tempo 0.9 and 1.1,
@@ -359,13 +388,20 @@ RECIPES_VERSION = "1"
 RECIPES: dict[str, Recipe] = {
     recipe.name: recipe
     for recipe in (
-        Recipe("noise", (Step("noise", low=15.0, high=30.0),), "white or pink noise, SNR 15-30 dB"),
+        Recipe("noise", (Step("noise", low=5.0, high=30.0),), "white or pink noise, SNR 5-30 dB"),
         Recipe("gain", (Step("gain", low=-6.0, high=6.0),), "gain -6 to +6 dB"),
         Recipe("speed", (Step("speed", cycle=(0.9, 1.1)),), "speed perturbation x0.9, x1.1 (tempo and pitch)"),
         Recipe("pitch", (Step("pitch", cycle=(-1.0, 1.0), low=1.0, high=2.0),), "pitch shift 1-2 semitones down, up"),
         Recipe("stretch", (Step("stretch", cycle=(0.9, 1.1)),), "time stretch x0.9, x1.1 (tempo only)"),
         Recipe("mask", (Step("mask", low=0.0, high=0.1), Step("mask", low=0.0, high=0.1)),
                "two frequency masks, each up to 10 % of the mel axis"),
+        Recipe(
+            "speed-noise",
+            (Step("speed", cycle=(1.0, 0.9, 1.1)), Step("noise", low=5.0, high=30.0)),
+            "three copies with white or pink noise at an SNR of 5-30 dB, the second and third first "
+            "at speed x0.9 and x1.1",
+            n_copies=3,
+        ),
         Recipe(
             "mix",
             (

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, clone
 
-__all__ = ["N_FOLDS", "TemperatureScaled", "calibration_groups", "fit_temperature"]
+__all__ = ["N_FOLDS", "TemperatureScaled", "calibration_groups", "fit_temperature", "pairwise_margins"]
 
 #: Inner folds the temperature is fitted on.
 N_FOLDS = 3
@@ -34,12 +34,31 @@ def _log_scores(estimator: Any, X: Any, classes: np.ndarray) -> np.ndarray:
         scores = np.log(np.clip(estimator.predict_proba(X), _MIN_PROBABILITY, 1.0))
     else:
         scores = np.asarray(estimator.decision_function(X), dtype=np.float64)
-        if scores.ndim == 1:  # two classes: one signed score
+        if getattr(estimator, "decision_function_shape", None) == "ovo" and len(estimator.classes_) > 2:
+            scores = pairwise_margins(scores, len(estimator.classes_))
+        elif scores.ndim == 1:  # two classes: one signed score
             scores = np.column_stack([-scores / 2, scores / 2])
         scores = log_softmax(scores, axis=1)
     full = np.full((scores.shape[0], len(classes)), np.log(_MIN_PROBABILITY))
     full[:, np.searchsorted(classes, estimator.classes_)] = scores
     return full
+
+
+def pairwise_margins(decisions: np.ndarray, n_classes: int) -> np.ndarray:
+    """Each class's summed margin over its one-vs-one classifiers: ``SVC(decision_function_shape="ovo")``
+    scores, columns for the pairs ``(0, 1), (0, 2), ..., (n-2, n-1)``, positive for the first
+    class of the pair, turned into ``(n_samples, n_classes)``.
+
+    The sum is continuous in the input. The ``"ovr"`` shape counts each class's pairwise wins
+    first: a feature that moves a hair can flip one pairwise vote and move a class's score by a
+    whole vote, so a probability computed from it jumps (seen: 0.82 to 0.17 for a clip saved
+    1 dB quieter).
+    """
+    margins = np.zeros((decisions.shape[0], n_classes))
+    first, second = np.triu_indices(n_classes, k=1)
+    np.add.at(margins.T, first, decisions.T)
+    np.add.at(margins.T, second, -decisions.T)
+    return margins
 
 
 def calibration_groups(speakers: np.ndarray | None, sources: np.ndarray) -> np.ndarray:

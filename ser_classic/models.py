@@ -29,6 +29,7 @@ from .features.config import FeatureConfig, table_config
 from .features.extractor import feature_names
 from .model_file import ARTIFACT_FORMAT, DEFAULT_MODEL_PATH, ModelFile, card_path, read_card, resolve_model
 from .reference import ExplanationReference, explanation_reference
+from .training_table import TrainingTable, training_table_path
 
 __all__ = [
     "CLASSIFIERS",
@@ -77,8 +78,10 @@ def _svm(seed: int) -> BaseEstimator:
 
     from .calibration import TemperatureScaled
 
-    # Temperature scaling of the SVC's scores never changes which class scores highest.
-    svc = SVC(C=10.0, gamma="scale", class_weight="balanced", random_state=seed)
+    # Temperature scaling of the SVC's scores never changes which class scores highest; the
+    # scores are the pairwise margins summed per class (calibration.pairwise_margins), which do
+    # not jump when a feature moves a hair as the "ovr" shape's vote counts do.
+    svc = SVC(C=10.0, gamma="scale", class_weight="balanced", decision_function_shape="ovo", random_state=seed)
     return TemperatureScaled(svc, seed=seed)
 
 
@@ -210,6 +213,9 @@ class Model:
     reference : ExplanationReference or None
         Training-data statistics that explanations need (:mod:`ser_classic.explanation`);
         ``None`` in a model trained before explanations existed.
+    training_table : TrainingTable or None
+        The vectors it was trained on, as :func:`train` gives it; written beside the model file
+        by :meth:`save`, not loaded by :func:`load_model` (see :mod:`ser_classic.training_table`).
     """
 
     pipeline: Pipeline
@@ -218,6 +224,7 @@ class Model:
     speaker_norm: bool = False
     batch_norm: bool = False
     reference: ExplanationReference | None = None
+    training_table: TrainingTable | None = None
 
     @property
     def classes(self) -> list[str]:
@@ -263,14 +270,15 @@ class Model:
         return values / values.sum(axis=1, keepdims=True)
 
     def save(self, path: str | PathLike[str]) -> Path:
-        """Write the joblib artifact and its card (with the artifact's SHA-256); returns the card path."""
+        """Write the joblib artifact, its training table (``NAME.training.npz``, when the model
+        has one) and its card (with both files' SHA-256); returns the card path."""
         import joblib
 
         target = Path(path)
         target.parent.mkdir(parents=True, exist_ok=True)
         artifact = {
             "format": ARTIFACT_FORMAT,
-            "pipeline": self.pipeline,
+            "pipeline": _with_support_vectors(self.pipeline, np.float32),
             "classes": self.classes,
             "feature_names": self.feature_names,
             "feature_config": self.feature_config.to_dict(),
@@ -294,6 +302,9 @@ class Model:
         card.pop("explanation", None)
         if self.reference is not None:
             card["explanation"] = self.reference.card_entry()
+        card.pop("training_table", None)
+        if self.training_table is not None:
+            card["training_table"] = self.training_table.save(training_table_path(target))
         self.card = card
         text = json.dumps(card, indent=2, default=_json_default) + "\n"
         with atomic_output(card_path(target), "w") as stream:
@@ -335,7 +346,7 @@ def load_model(model: str | PathLike[str] | ModelFile | None = None) -> Model:
         raise ModelError("artifact and model card disagree on explanation reference data", checked.path)
     stored = artifact.get("explanation_reference")
     return Model(
-        pipeline=artifact["pipeline"], feature_config=checked.feature_config, card=checked.card,
+        pipeline=_with_support_vectors(artifact["pipeline"], np.float64), feature_config=checked.feature_config, card=checked.card,
         speaker_norm=speaker_norm, batch_norm=batch_norm, reference=None if stored is None else ExplanationReference.from_dict(stored),
     )
 
@@ -354,6 +365,7 @@ def train(
     batch_norm: bool = False,
     augmented: Sequence[pd.DataFrame] = (),
     augmentation: str = "",
+    clips: Sequence[str] | None = None,
 ) -> Model:
     """Fit a named pipeline on a feature table and wrap it as a :class:`Model`.
 
@@ -386,6 +398,9 @@ def train(
         ``speaker_norm``, each set of copies of a speaker is standardized with its own statistics.
     augmentation : str
         What made ``augmented``, for the card.
+    clips : sequence of str [shape=(n_clips,)], optional
+        Each clip's name within its corpus, for the model's :class:`~ser_classic.training_table.TrainingTable`;
+        the table's index by default.
     """
     try:
         recorded = table_config(features)
@@ -445,9 +460,43 @@ def train(
     merged = {**base_card, **(card or {})}
     merged["training"] = {**base_card["training"], **(card or {}).get("training", {})}
     reference = explanation_reference(table.to_numpy(dtype=np.float64)[: len(labels_array)], labels_array, seed=seed)
-    return Model(
-        pipeline=pipeline, feature_config=config, card=merged, speaker_norm=speaker_norm, batch_norm=batch_norm, reference=reference
+    training_table = TrainingTable.of(
+        features[names], labels_array, speaker_array, batches if batches is not None else [""] * len(labels_array),
+        clips if clips is not None else features.index.astype(str),
     )
+    return Model(
+        pipeline=pipeline, feature_config=config, card=merged, speaker_norm=speaker_norm, batch_norm=batch_norm,
+        reference=reference, training_table=training_table,
+    )
+
+
+def _support_vector_machines(estimator: Any) -> list[Any]:
+    """The fitted ``SVC`` instances inside ``estimator``: itself, its pipeline steps, the members
+    of an ensemble, a wrapped estimator, at any depth."""
+    from sklearn.svm import SVC
+
+    found = [estimator] if isinstance(estimator, SVC) and hasattr(estimator, "support_vectors_") else []
+    for value in vars(estimator).values():
+        for item in value if isinstance(value, (list, tuple)) else [value]:
+            item = item[-1] if isinstance(item, tuple) and item else item  # (name, estimator) pairs
+            if isinstance(item, BaseEstimator):
+                found += _support_vector_machines(item)
+    return found
+
+
+def _with_support_vectors(pipeline: Any, dtype: type) -> Any:
+    """``pipeline`` with its SVMs' support vectors as ``dtype``: float32 in the file, float64
+    (what libsvm computes with) once loaded. With augmented copies nearly every training row is
+    a support vector; float32 halves the file, and moves the kernel values by less than 1e-6.
+    A copy is made when anything changes, so the model in memory keeps what it was fitted with."""
+    import copy
+
+    if not any(svm.support_vectors_.dtype != dtype for svm in _support_vector_machines(pipeline)):
+        return pipeline
+    converted = copy.deepcopy(pipeline)
+    for svm in _support_vector_machines(converted):
+        svm.support_vectors_ = np.ascontiguousarray(svm.support_vectors_, dtype=dtype)
+    return converted
 
 
 def _json_default(value: Any) -> Any:

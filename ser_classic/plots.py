@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .audio import kept_bounds
 from .features.config import FeatureConfig
 
 if TYPE_CHECKING:
@@ -28,7 +27,7 @@ __all__ = ["SignalTracks", "signal_tracks", "waveform_figure", "mel_spectrogram_
 
 #: Width and height (inches) of every signal picture; they stack in a column on one page.
 FIGURE_SIZE = (10.0, 2.5)
-#: Dynamic range shown by the mel spectrogram (dB below its loudest bin).
+#: Dynamic range shown by the mel spectrogram (dB below its reference level).
 MEL_RANGE_DB = 80.0
 #: Points per waveform envelope: long recordings are drawn as min/max per bin, not per sample.
 ENVELOPE_POINTS = 2000
@@ -41,20 +40,22 @@ class SignalTracks:
     Attributes
     ----------
     signal : np.ndarray [shape=(n,)]
-        The signal at ``config.sample_rate``.
+        The signal in the speech band (:func:`~ser_classic.features.conditioning.speech_band`:
+        offset, hum and rumble removed) at ``config.sample_rate``: what the features see.
     config : FeatureConfig
         The settings the tracks were computed with.
     frame_seconds : np.ndarray [shape=(n_frames,)]
         Centre time of each frame, from the start of ``signal`` (frames cover ``kept_seconds``).
     mel_db : np.ndarray [shape=(n_mels, n_frames)]
-        Mel power spectrogram in dB relative to its loudest bin.
+        Mel power spectrogram in dB relative to its strong bands (the extractor's reference:
+        the 95th percentile of the frames' strongest band), floored at ``-MEL_RANGE_DB``.
     f0_hz : np.ndarray [shape=(n_frames,)]
         F0 estimate on voiced frames, NaN elsewhere.
     voiced : np.ndarray [shape=(n_frames,), dtype=bool]
         The extractor's voicing rule applied to each frame (``voiced_fraction`` is its mean).
     kept_seconds : tuple of float
-        ``(start, end)`` of the part the extractor keeps after trimming silence (the whole
-        signal when ``config.trim_db`` is ``None``).
+        ``(start, end)`` of the part the extractor keeps after trimming silence (see
+        :func:`~ser_classic.features.conditioning.speech_bounds`).
     """
 
     signal: np.ndarray
@@ -70,49 +71,35 @@ class SignalTracks:
         return self.signal.shape[0] / self.config.sample_rate
 
 
-def signal_tracks(
-    signal: np.ndarray,
-    config: FeatureConfig | None = None,
-    *,
-    kept: tuple[int, int] | None = None,
-    frames: ClipFrames | None = None,
-) -> SignalTracks:
+def signal_tracks(signal: np.ndarray, config: FeatureConfig | None = None, *, frames: ClipFrames | None = None) -> SignalTracks:
     """Mel spectrogram, F0 and voicing of the part of a mono signal the extractor keeps.
 
     The frames are the feature extractor's own (:func:`~ser_classic.features.extractor.extract_frames`
-    of the kept part): the pictures show what the features summarize.
+    of the signal): the pictures show what the features summarize.
 
     Parameters
     ----------
     signal : np.ndarray [shape=(n,)]
-        Finite mono signal at ``config.sample_rate``.
+        Finite mono signal at ``config.sample_rate``, as decoded.
     config : FeatureConfig, optional
         Extractor settings (those of the model in use); the defaults when ``None``.
-    kept : tuple of int, optional
-        ``(start, end)`` samples kept after trimming, as :func:`ser_classic.audio.kept_bounds`
-        gives them; computed when ``None``.
     frames : ClipFrames, optional
-        ``extract_frames(signal[start:end], config)[1]`` when already computed (then ``kept``
-        is needed too); computed when ``None``.
+        ``extract_frames(signal, config)[1]`` when already computed; computed when ``None``.
 
     Raises
     ------
     AudioError
         Less than :data:`ser_classic.audio.MIN_DURATION_SECONDS` is left after trimming.
-    SERError
-        ``frames`` without ``kept``.
     """
-    from .errors import SERError
+    from .features.conditioning import speech_band
     from .features.extractor import extract_frames
 
     config = config or FeatureConfig()
-    if frames is not None and kept is None:
-        raise SERError("signal_tracks: frames need the kept bounds they were computed on")
-    start, end = kept if kept is not None else kept_bounds(signal, config.sample_rate, config.trim_db)
-    frames = frames if frames is not None else extract_frames(signal[start:end], config)[1]
+    frames = frames if frames is not None else extract_frames(signal, config)[1]
+    start, end = frames.kept
     frame_samples = start + config.hop_length * np.arange(frames.voiced.size)
     return SignalTracks(
-        signal=signal,
+        signal=speech_band(signal, config),
         config=config,
         frame_seconds=frame_samples / config.sample_rate,
         mel_db=np.maximum(frames.mel_db, -MEL_RANGE_DB),

@@ -224,7 +224,7 @@ def speech_regions(
     top_db = _edge_db(config) if top_db is None else top_db
     signal = None if _is_path(source) else _prepare_signal(source, sample_rate, rate)  # type: ignore[arg-type]
     regions, _ = _speech(
-        source, signal, rate, threshold_db, margin_db, top_db, min_silence_seconds, min_speech_seconds, progress
+        source, signal, config, threshold_db, margin_db, top_db, min_silence_seconds, min_speech_seconds, progress
     )
     return pd.DataFrame(regions / rate, columns=["start", "end"])
 
@@ -232,7 +232,7 @@ def speech_regions(
 def _speech(
     source: object,
     signal: np.ndarray | None,
-    rate: int,
+    config: FeatureConfig,
     threshold_db: float | None,
     margin_db: float,
     top_db: float,
@@ -240,12 +240,18 @@ def _speech(
     min_speech_seconds: float,
     progress: bool,
 ) -> tuple[np.ndarray, int]:
-    """First pass: speech regions (samples at ``rate``) and the signal's length."""
+    """First pass: speech regions (samples at the analysis rate) and the signal's length.
+
+    Levels are those of the speech band (:class:`~ser_classic.features.conditioning.SpeechBand`):
+    an offset, hum or rumble is not speech."""
+    from .features.conditioning import SpeechBand
+
+    rate = config.sample_rate
     blocks = _blocks(source, signal, rate, block_seconds=30.0)
     if progress:
         seconds = signal.size / rate if signal is not None else audio.file_info(source).duration_seconds  # type: ignore[arg-type]
         blocks = _progress(blocks, seconds, rate, "speech")
-    levels, n_samples = frame_levels(blocks)
+    levels, n_samples = frame_levels(map(SpeechBand(config), blocks))
     regions = find_speech(
         levels,
         n_samples,
@@ -305,15 +311,7 @@ def _window_signals(blocks: Iterable[np.ndarray], windows: np.ndarray) -> Iterat
         raise AudioError("the audio ended before the speech regions found in it (file changed while reading?)")
 
 
-def _window_features(window: np.ndarray, config: FeatureConfig) -> np.ndarray:
-    """Feature vector of one window, trimmed as ``extract_file`` trims a clip."""
-    from .features.extractor import extract_vector
 
-    if config.trim_db is not None:
-        trimmed = audio.trim_silence(window, config.trim_db)
-        if trimmed.size >= audio.MIN_DURATION_SECONDS * config.sample_rate:
-            window = trimmed
-    return extract_vector(window, config)
 
 
 def _classify_windows(
@@ -321,7 +319,7 @@ def _classify_windows(
 ) -> np.ndarray:
     """Probabilities ``(n_windows, n_classes)`` of the windows, features computed in batches
     (of enough windows for ``n_jobs`` workers; a batch holds a few hundred kB per window)."""
-    from .features.extractor import warm_up
+    from .features.extractor import extract_vector, warm_up
     from .parallel import MIN_ITEMS_PER_WORKER, ordered_map, resolve_jobs
 
     warm = partial(warm_up, model.feature_config)  # each batch's workers are forked from this warm process
@@ -338,7 +336,7 @@ def _classify_windows(
             batch = list(islice(signals, batch_size))
             if not batch:
                 break
-            vectors = list(ordered_map(_window_features, batch, n_jobs=n_jobs, warm_up=warm, config=model.feature_config))
+            vectors = list(ordered_map(extract_vector, batch, n_jobs=n_jobs, warm_up=warm, config=model.feature_config))
             table = pd.DataFrame(np.vstack(vectors), columns=model.feature_names)
             if not np.all(np.isfinite(table.to_numpy())):
                 raise AudioError("features are not finite for a window of the recording")
@@ -448,7 +446,7 @@ def timeline(
     top_db = _edge_db(config)
     try:
         regions, n_samples = _speech(
-            path, signal, rate, threshold_db, margin_db, top_db, min_silence_seconds, min_speech_seconds, progress
+            path, signal, config, threshold_db, margin_db, top_db, min_silence_seconds, min_speech_seconds, progress
         )
         windows = window_bounds(regions, round(window_seconds * rate), max(1, round(hop_seconds * rate)))
         signals = _window_signals(_blocks(path, signal, rate, block_seconds=30.0), windows)

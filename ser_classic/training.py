@@ -29,12 +29,17 @@ if TYPE_CHECKING:
     from .evaluation import Evaluation
     from .models import Model
 
-__all__ = ["CorpusData", "evaluate_corpus", "fit_corpus", "load_corpus_data"]
+__all__ = ["BUNDLED_AUGMENTATION", "CorpusData", "clip_names", "evaluate_corpus", "fit_corpus", "load_corpus_data"]
 
 logger = logging.getLogger(__name__)
 
 #: Folds of the random stratified split recorded on a card (speaker-dependent, for comparison only).
 RANDOM_SPLIT_FOLDS = 5
+#: The augmentation of the bundled models and of ``ser train`` without ``--augment``: three
+#: noisy copies of every training clip, two of them also played faster or slower
+#: (:data:`ser_classic.augmentation.RECIPES`); it keeps the label of a clip recorded in a
+#: noisy room (docs/robustness.md).
+BUNDLED_AUGMENTATION = "speed-noise"
 
 
 @dataclass(frozen=True)
@@ -163,7 +168,8 @@ def fit_corpus(
     configuration: speaker-independent (``cv_folds`` folds grouped by speaker; 0 skips it, as
     do fewer speakers than folds) with each corpus's own scores when there are several, and,
     with ``random_split``, random stratified 5-fold (speaker-dependent, for comparison only).
-    With no option this is the bundled models' configuration (the soft-voting ensemble).
+    With no option, on data loaded with ``augment=BUNDLED_AUGMENTATION``, this is the bundled
+    models' configuration (the soft-voting ensemble) and what ``ser train`` builds by default.
 
     Returns
     -------
@@ -201,5 +207,19 @@ def fit_corpus(
     return train(
         data.features, table["label"], classifier=classifier, seed=seed, card=card, speakers=table["speaker"],
         speaker_norm=speaker_norm, batches=table["corpus"], batch_norm=batch_norm, augmented=data.copies,
-        augmentation=data.augmentation,
+        augmentation=data.augmentation, clips=clip_names(table["path"], data.sources),
     )
+
+
+def clip_names(paths: Sequence[str], sources: Sequence[str]) -> list[str]:
+    """Each clip's name within its corpus: ``<corpus folder name>/<path inside it>`` for a clip
+    under one of the corpus folders (or beside one of the manifests) in ``sources``, else its
+    file name. The same on every machine, wherever the corpora lie."""
+    from pathlib import Path
+
+    roots = [Path(source) if Path(source).is_dir() else Path(source).parent for source in sources]
+    names = []
+    for path in map(Path, paths):
+        root = next((root for root in roots if path.is_relative_to(root)), None)
+        names.append(f"{root.name}/{path.relative_to(root).as_posix()}" if root is not None else path.name)
+    return names

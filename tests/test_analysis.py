@@ -13,6 +13,7 @@ import soundfile
 from demo_support import write_concatenation
 from ser_classic import audio
 from ser_classic.analysis import analyze_clip
+from ser_classic.features.conditioning import speech_band, speech_bounds
 from ser_classic.models import Model, load_model
 from ser_classic.prediction import NO_SPEECH, predict_files
 
@@ -75,8 +76,9 @@ def test_the_pictures_show_the_frames_the_features_summarize(angry_clip: Path, m
     config = model.feature_config
     clip = analyze_clip(angry_clip, model)
     signal = audio.load(angry_clip, sample_rate=config.sample_rate)
-    np.testing.assert_array_equal(clip.tracks.signal, signal)
-    start, end = audio.kept_bounds(signal, config.sample_rate, config.trim_db)
+    band = speech_band(signal, config)
+    np.testing.assert_array_equal(clip.tracks.signal, band)
+    start, end = speech_bounds(band, config)
     assert clip.tracks.kept_seconds == (start / config.sample_rate, end / config.sample_rate)
     assert clip.tracks.frame_seconds[0] == start / config.sample_rate
     features = FeatureExtractor(config).extract_file(angry_clip)

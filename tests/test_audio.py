@@ -112,18 +112,6 @@ def test_load_can_return_another_rate(tmp_path: Path) -> None:
     assert dominant_frequency(signal, 16000) == pytest.approx(440, abs=2)
 
 
-def test_trimming_removes_leading_and_trailing_silence(tmp_path: Path) -> None:
-    rng = np.random.default_rng(1)
-    quiet = 1e-4 * rng.standard_normal(SR)
-    path = tmp_path / "padded.wav"
-    soundfile.write(path, np.concatenate([quiet, sine(220, SR, 1.0), quiet]), SR, subtype="FLOAT")
-    assert load(path).size == 3 * SR
-    trimmed = load(path, trim_db=30)
-    frame = 2048
-    assert SR <= trimmed.size <= SR + 2 * frame
-    assert np.sqrt(np.mean(trimmed**2)) > 0.3
-
-
 def test_missing_file_raises_audio_error_naming_it(tmp_path: Path) -> None:
     path = tmp_path / "nowhere" / "missing.wav"
     with pytest.raises(AudioError) as caught:

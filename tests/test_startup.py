@@ -15,11 +15,8 @@ import sys
 import time
 from pathlib import Path
 
-import librosa
-import numpy as np
 import pytest
 
-from ser_classic import audio
 from ser_classic.features.cache import file_sha256
 from ser_classic.models import card_path, read_card
 from ser_classic.parallel import ordered_map
@@ -80,30 +77,6 @@ def test_extracting_features_imports_neither_scikit_learn_nor_pandas(angry_clip:
     )
     assert {"librosa", "numba", "soundfile"} <= modules
     assert {"sklearn", "pandas"} & modules == set()
-
-
-@pytest.mark.parametrize("top_db", [20.0, 30.0, 60.0])
-def test_trim_bounds_equal_librosa_trim_on_real_clips(actor_01: Path, top_db: float) -> None:
-    for path in sorted(actor_01.glob("*.flac"))[::6]:
-        signal = audio.load(path)
-        _, (start, end) = librosa.effects.trim(signal, top_db=top_db, frame_length=audio.FRAME_LENGTH, hop_length=audio.HOP_LENGTH)
-        assert audio.trim_bounds(signal, top_db) == (int(start), int(end)), path
-
-
-@pytest.mark.parametrize(
-    "signal",
-    [
-        np.zeros(5000, dtype=np.float32),
-        np.ones(3000, dtype=np.float32),
-        np.r_[np.zeros(20000), 0.5 * np.ones(100)].astype(np.float32),
-        np.r_[1e-4 * np.ones(30000), np.ones(5000), 1e-4 * np.ones(30000)].astype(np.float32),
-        np.linspace(-1, 1, 10, dtype=np.float32),
-    ],
-    ids=["silence", "constant", "late-click", "burst-in-hiss", "shorter-than-a-frame"],
-)
-def test_trim_bounds_equal_librosa_trim_at_the_edges(signal: np.ndarray) -> None:
-    _, (start, end) = librosa.effects.trim(signal, top_db=30.0, frame_length=audio.FRAME_LENGTH, hop_length=audio.HOP_LENGTH)
-    assert audio.trim_bounds(signal, 30.0) == (int(start), int(end))
 
 
 def _item_and_pid(item: int) -> tuple[int, int]:

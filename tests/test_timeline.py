@@ -25,6 +25,7 @@ from ser_classic.cli import app
 from ser_classic.corpus import read_corpus
 from ser_classic.errors import AudioError, SERError
 from ser_classic.features import FeatureExtractor
+from ser_classic.features.conditioning import speech_band, speech_bounds
 from ser_classic.models import Model, train
 from ser_classic.prediction import predict_files
 from ser_classic.timeline import (
@@ -68,7 +69,7 @@ def model_file(held_out_model: Model, tmp_path_factory: pytest.TempPathFactory) 
 def recording(ravdess_root: Path, held_out_model: Model, tmp_path_factory: pytest.TempPathFactory) -> dict:
     """24 held-out clips, angry/sad/calm in turn, 1 s of quiet noise around each."""
     rng = np.random.default_rng(0)
-    trim_db = held_out_model.feature_config.trim_db
+    config = held_out_model.feature_config
 
     def pause() -> np.ndarray:
         return (1e-4 * rng.standard_normal(RATE)).astype(np.float32)
@@ -77,7 +78,9 @@ def recording(ravdess_root: Path, held_out_model: Model, tmp_path_factory: pytes
     for actor in HELD_OUT_ACTORS:
         for code, emotion in CLASSES.items():
             path = ravdess_root / f"Actor_{actor}" / f"03-01-{code}-02-01-01-{actor}.flac"
-            clip = audio.load(path, sample_rate=RATE, trim_db=trim_db)
+            clip = audio.load(path, sample_rate=RATE)
+            start, end = speech_bounds(speech_band(clip, config), config)
+            clip = clip[start:end]
             clips.append({"path": str(path), "emotion": emotion, "start": position, "end": position + clip.size / RATE})
             parts += [clip, pause()]
             position += clip.size / RATE + 1.0

@@ -45,7 +45,7 @@ def _copies_of_path(
             cached = cache.get(path, sha256=digest)
             if cached is not None and cached.shape[0] == n_copies:
                 return cached
-        signal = audio.load(path, sample_rate=config.sample_rate, trim_db=config.trim_db)
+        signal = audio.load(path, sample_rate=config.sample_rate)
         rng = np.random.default_rng(int((digest or file_sha256(path))[:16], 16))
         copies = augment(signal, recipe, n_copies=n_copies, rng=rng, sample_rate=config.sample_rate)
         values = np.vstack([extract_vector(copy.astype(np.float32, copy=False), config) for copy in copies])
@@ -64,7 +64,7 @@ def augmented_features(
     paths: Sequence[str | PathLike[str]],
     recipe: str,
     *,
-    n_copies: int = 2,
+    n_copies: int | None = None,
     config: FeatureConfig | None = None,
     cache_dir: str | PathLike[str] | None = None,
     n_jobs: int | None = None,
@@ -78,8 +78,8 @@ def augmented_features(
         Training files.
     recipe : str
         A name in :data:`ser_classic.augmentation.RECIPES`, e.g. ``"speed"``.
-    n_copies : int
-        Copies per file.
+    n_copies : int, optional
+        Copies per file; the recipe's own number (:attr:`~ser_classic.augmentation.Recipe.n_copies`) by default.
     config : FeatureConfig, optional
     cache_dir : path, optional
         The feature cache folder; copies go to ``<cache_dir>/augmented-<recipe digest>``.
@@ -98,6 +98,7 @@ def augmented_features(
     config = config or FeatureConfig()
     if recipe not in RECIPES:
         raise SERError(f"unknown augmentation {recipe!r}; choose from {', '.join(sorted(RECIPES))}")
+    n_copies = RECIPES[recipe].n_copies if n_copies is None else n_copies
     cache = None if cache_dir is None else FeatureCache(Path(cache_dir) / f"augmented-{RECIPES[recipe].digest()}", config)
     names = feature_names(config)
     path_list = [str(p) for p in paths]

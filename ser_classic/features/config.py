@@ -15,7 +15,7 @@ if TYPE_CHECKING:
 __all__ = ["EXTRACTOR_VERSION", "FeatureConfig", "table_config"]
 
 #: Bumped whenever the computation of any feature changes, so that stale vectors are never reused.
-EXTRACTOR_VERSION = "4"
+EXTRACTOR_VERSION = "5"
 
 
 @dataclass(frozen=True)
@@ -28,30 +28,43 @@ class FeatureConfig:
         Analysis rate (Hz); signals at other rates are resampled first. Its Nyquist frequency
         is the analysed band's upper edge: at 14 kHz every input recorded at 16 kHz or more
         is analysed over the same 0-7 kHz band, whatever its own bandwidth.
+    band_low_hz : float
+        Lower edge of the analysed band (Hz): the offset (DC) and everything below it are
+        removed before any feature (:mod:`~ser_classic.features.conditioning`), so mains hum
+        at 50 or 60 Hz and rumble never enter; the lowest voices' fundamentals lie above it
+        or are found from their harmonics.
     n_fft, hop_length : int
         STFT frame and hop in samples (about 73 ms and 18 ms at 14 kHz).
     n_mels, n_mfcc : int
         Mel bands feeding the MFCCs, and MFCCs kept.
     spectral_floor_db : float
-        Spectrogram bins are floored this many dB below the clip's strongest bin, so that
-        dither, codec noise and recording noise floors below it do not count.
+        Spectrogram bins are floored this many dB below the clip's strong bins (the
+        ``reference_percentile``-th percentile of the frames' strongest bins), so that dither,
+        codec noise and recording noise floors below it do not count.
+    reference_percentile : float
+        Levels are relative to this percentile of the clip's frame levels (and the floor to
+        this percentile of its frames' strongest bins), not to the loudest frame: a click a
+        few frames long does not move them.
     f0_min_hz, f0_max_hz : float
         Search range of the pitch tracker; covers adult speech from low male to high female.
     voicing_db : float
-        Frames quieter than this many dB below the loudest frame are unvoiced.
+        Frames quieter than this many dB below the clip's reference level are unvoiced.
     voicing_threshold : float
         Frames whose periodicity (normalized autocorrelation in the pitch range) is below this
         are unvoiced; 0.45 is Praat's default.
     trim_db : float or None
-        Leading/trailing silence quieter than this (dB below peak) is cut by ``extract_file``.
+        Leading/trailing parts quieter than this many dB below the reference level (or close
+        to the noise floor) are cut before analysis; ``None`` keeps the whole signal.
     """
 
     sample_rate: int = ANALYSIS_SAMPLE_RATE
+    band_low_hz: float = 80.0
     n_fft: int = FRAME_LENGTH
     hop_length: int = HOP_LENGTH
     n_mels: int = 64
     n_mfcc: int = 20
     spectral_floor_db: float = 70.0
+    reference_percentile: float = 95.0
     f0_min_hz: float = 65.0
     f0_max_hz: float = 600.0
     voicing_db: float = 30.0

@@ -14,6 +14,7 @@ import numpy as np
 from .. import audio
 from ..errors import AudioError, SERError
 from .cache import FeatureCache
+from .conditioning import speech_band, speech_bounds
 from .config import FeatureConfig
 from .pitch import PITCH_NAMES, f0_track, harmonicity_db, periodicity_track, pitch_summary, voiced_frames
 from .spectral import (
@@ -108,16 +109,22 @@ class ClipFrames:
         YIN F0 estimate of every frame, voiced or not.
     voiced : np.ndarray [shape=(n_frames,), dtype=bool]
         The voicing rule's verdict per frame (``voiced_fraction`` is its mean).
+    kept : tuple of int
+        ``(start, end)``: the samples of the signal that were described, its speech
+        (:func:`~ser_classic.features.conditioning.speech_bounds`); the frames cover them.
     """
 
     mel_db: np.ndarray
     f0_hz: np.ndarray
     voiced: np.ndarray
+    kept: tuple[int, int]
 
 
 def extract_vector(signal: np.ndarray, config: FeatureConfig) -> np.ndarray:
     """The feature values of a mono signal already at ``config.sample_rate``, as named by
-    :func:`feature_names`. One STFT and one pitch track feed every group."""
+    :func:`feature_names`: the signal is brought to the speech band and its speech kept
+    (:mod:`~ser_classic.features.conditioning`); one STFT and one pitch track feed every group.
+    """
     return extract_frames(signal, config)[0]
 
 
@@ -129,6 +136,9 @@ def extract_frames(signal: np.ndarray, config: FeatureConfig) -> tuple[np.ndarra
     filter banks) round differently with the number of threads, and a vector must not depend
     on the process or the machine that computed it (pool workers run one thread each).
     """
+    band = speech_band(signal, config)
+    start, end = speech_bounds(band, config)
+    signal = band[start:end]
     with _blas_threads().limit(limits=1, user_api="blas"):
         magnitude = magnitude_spectrogram(signal, config)
         power = magnitude**2
@@ -147,7 +157,7 @@ def extract_frames(signal: np.ndarray, config: FeatureConfig) -> tuple[np.ndarra
         tracks.update((track, values[voiced] if voiced.any() else values) for track, values in voiced_tracks.items())
         parts = [summarize(tracks[track], stats) for track, _, stats in _layout(config)]
         parts.append(pitch_summary(f0, voiced, config))
-    return np.concatenate(parts), ClipFrames(mel_db=tracks["log_mel"], f0_hz=f0, voiced=voiced)
+    return np.concatenate(parts), ClipFrames(mel_db=tracks["log_mel"], f0_hz=f0, voiced=voiced, kept=(start, end))
 
 
 def extract_features(
@@ -217,18 +227,14 @@ def extract_file(
     """One file's vector, or the error naming it; never raises, so a batch goes on.
 
     ``decoded``: the file's audio as ``audio.load(path, sample_rate=config.sample_rate)``
-    gives it (not trimmed), when the caller has read it already.
+    gives it, when the caller has read it already.
     """
     try:
         if cache is not None:
             cached = cache.get(path)
             if cached is not None:
                 return cached
-        if decoded is None:
-            signal = audio.load(path, sample_rate=config.sample_rate, trim_db=config.trim_db)
-        else:
-            start, end = audio.kept_bounds(decoded, config.sample_rate, config.trim_db, path)
-            signal = decoded[start:end]
+        signal = audio.load(path, sample_rate=config.sample_rate) if decoded is None else decoded
         values = extract_vector(signal, config)
         if not np.all(np.isfinite(values)):
             raise AudioError("features are not finite", path)

@@ -83,8 +83,8 @@ class Decoded(NamedTuple):
 
 
 def _read_ahead(path: str, *, config: FeatureConfig, cache: FeatureCache | None) -> str | Decoded:
-    """The file decoded and resampled (not trimmed: that needs librosa, which this process
-    does without), for a worker to start from; the path itself when the file is cached, longer
+    """The file decoded and resampled (the extractor's conditioning and trimming are the
+    worker's), for a worker to start from; the path itself when the file is cached, longer
     than :data:`READ_AHEAD_MAX_SECONDS`, or unreadable (its worker then says why)."""
     try:
         if cache is not None and cache.get(path) is not None:

@@ -80,13 +80,14 @@ def harmonicity_db(periodicity: np.ndarray) -> np.ndarray:
 def voiced_frames(f0: np.ndarray, level_db: np.ndarray, periodicity: np.ndarray, config: FeatureConfig) -> np.ndarray:
     """Boolean mask of voiced frames.
 
-    A frame is voiced when it is loud (RMS level within ``voicing_db`` of the loudest frame),
+    A frame is voiced when it is loud (RMS level ``level_db``, relative to the clip's reference
+    level, above ``-voicing_db``),
     periodic (:func:`periodicity_track` at least ``voicing_threshold``, Praat's default 0.45)
     and YIN found a period strictly inside the search range: YIN returns the range's edges
     when there is no periodicity to find. Noise, hum below the pitch range and dither are not
     voiced, however loud.
     """
-    loud = level_db >= level_db.max() - config.voicing_db
+    loud = level_db >= -config.voicing_db
     in_range = (f0 > config.f0_min_hz * 1.01) & (f0 < config.f0_max_hz * 0.99)
     return loud & in_range & (periodicity >= config.voicing_threshold)
 

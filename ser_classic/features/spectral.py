@@ -10,6 +10,7 @@ import functools
 
 import numpy as np
 
+from .conditioning import reference_level
 from .config import FeatureConfig
 
 __all__ = [
@@ -39,32 +40,36 @@ N_TONNETZ = 6
 
 
 def magnitude_spectrogram(signal: np.ndarray, config: FeatureConfig) -> np.ndarray:
-    """``|STFT|`` with a Hann window, centred frames, floored ``config.spectral_floor_db``
-    below the clip's strongest bin: shape ``(1 + n_fft // 2, n_frames)``.
+    """``|STFT|`` with a Hann window, centred frames, bins below ``config.band_low_hz`` emptied,
+    floored ``config.spectral_floor_db`` below the clip's strong bins: shape ``(1 + n_fft // 2, n_frames)``.
 
-    The floor is relative to the clip, not to full scale, so the features see the same
-    spectrum whether the recording's quiet bins hold dither, codec noise or room noise.
+    The floor is relative to the clip (to :func:`~ser_classic.features.conditioning.reference_level`
+    of its frames' strongest bins), not to full scale, so the features see the same spectrum
+    whether the recording's quiet bins hold dither, codec noise or room noise. The bins below
+    the band hold only what the high-pass left of hum and rumble: they are set to the floor.
     """
     import librosa
 
     magnitude = np.abs(librosa.stft(signal, n_fft=config.n_fft, hop_length=config.hop_length))
-    return np.maximum(magnitude, magnitude.max() * 10.0 ** (-config.spectral_floor_db / 20.0))
+    magnitude[np.fft.rfftfreq(config.n_fft, 1.0 / config.sample_rate) < config.band_low_hz] = 0.0
+    strong = reference_level(magnitude.max(axis=0), config)
+    return np.maximum(magnitude, strong * 10.0 ** (-config.spectral_floor_db / 20.0))
 
 
 def frame_tracks(signal: np.ndarray, magnitude: np.ndarray, config: FeatureConfig) -> dict[str, np.ndarray]:
     """Scalar tracks: zero-crossing rate, RMS level, centroid, bandwidth, roll-off (85%),
-    flatness. Level is in decibels below the clip's loudest frame: loudness is perceived on a
-    log scale, and a recording's absolute level says more about its microphone gain than
-    about its speaker."""
+    flatness. Level is in decibels relative to the clip's reference level
+    (:func:`~ser_classic.features.conditioning.reference_level` of its frames' RMS): loudness
+    is perceived on a log scale, and a recording's absolute level says more about its
+    microphone gain than about its speaker."""
     import librosa
     import librosa.feature as lf
 
     sr = config.sample_rate
+    rms = lf.rms(S=magnitude, frame_length=config.n_fft)[0]
     return {
         "zcr": lf.zero_crossing_rate(signal, frame_length=config.n_fft, hop_length=config.hop_length)[0],
-        "rms_db": librosa.amplitude_to_db(
-            lf.rms(S=magnitude, frame_length=config.n_fft)[0], ref=np.max, amin=LOG_FLOOR, top_db=None
-        ),
+        "rms_db": librosa.amplitude_to_db(rms, ref=reference_level(rms, config), amin=LOG_FLOOR, top_db=None),
         "centroid": lf.spectral_centroid(S=magnitude, sr=sr)[0],
         "bandwidth": lf.spectral_bandwidth(S=magnitude, sr=sr)[0],
         "rolloff": lf.spectral_rolloff(S=magnitude, sr=sr)[0],
@@ -80,8 +85,9 @@ def contrast_track(magnitude: np.ndarray, config: FeatureConfig) -> np.ndarray:
 
 
 def cepstral_tracks(power: np.ndarray, config: FeatureConfig) -> dict[str, np.ndarray]:
-    """MFCCs from a log-mel spectrogram (dB below its strongest band, so the first coefficient is a
-    relative level), with deltas and delta-deltas: each ``(n_mfcc, n_frames)``;
+    """MFCCs from a log-mel spectrogram (dB relative to its strong bands, the reference level of
+    the frames' strongest band, so the first coefficient is a relative level), with deltas and
+    delta-deltas: each ``(n_mfcc, n_frames)``;
     the spectral flux of the same log-mel spectrogram, ``(n_frames - 1,)``; and that
     spectrogram itself, ``log_mel`` ``(n_mels, n_frames)``.
 
@@ -94,7 +100,8 @@ def cepstral_tracks(power: np.ndarray, config: FeatureConfig) -> dict[str, np.nd
 
     # lf.melspectrogram(S=power, sr=..., n_mels=...), with its filter bank built once
     mel = np.einsum("...ft,mf->...mt", power, _mel_basis(config.sample_rate, config.n_fft, config.n_mels), optimize=True)
-    log_mel = librosa.power_to_db(mel, ref=np.max, amin=LOG_FLOOR, top_db=None)  # floored by the spectrogram
+    strong = reference_level(mel.max(axis=0), config)
+    log_mel = librosa.power_to_db(mel, ref=strong, amin=LOG_FLOOR, top_db=None)  # floored by the spectrogram
     mfcc = lf.mfcc(S=log_mel, n_mfcc=config.n_mfcc)
     width = _delta_width(mfcc.shape[1])
     return {

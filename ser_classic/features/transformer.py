@@ -77,7 +77,7 @@ class FeatureExtractor(TransformerMixin, BaseEstimator):
         return self.extract_files(paths)
 
     def extract_signal(self, signal: np.ndarray, sample_rate: int) -> pd.Series:
-        """Named vector of an in-memory signal (no trimming)."""
+        """Named vector of an in-memory signal (see :func:`~ser_classic.features.extract_features`)."""
         return extract_features(signal, sample_rate, self.config_)
 
     def extract_file(self, path: str | PathLike[str]) -> pd.Series:
