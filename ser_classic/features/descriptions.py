@@ -103,8 +103,8 @@ FEATURE_GROUPS: dict[str, FeatureGroup] = {
     ),
 }
 
-#: Family -> its groups, in the order of :data:`FEATURE_GROUPS` (from which it is derived):
-#: the coarse split of docs/features.md.
+#: Family -> its groups, in the order of :data:`FEATURE_GROUPS`, from which it is derived: a
+#: coarser split into kinds of measure (cepstral, tonal, pitch and rhythm, ...).
 FEATURE_FAMILIES: dict[str, tuple[str, ...]] = {
     family: tuple(group for group, members in FEATURE_GROUPS.items() if members.family == family)
     for family in dict.fromkeys(members.family for members in FEATURE_GROUPS.values())
