@@ -48,7 +48,7 @@ from readme_section import write_json, write_section
 from ser_classic.corpus import read_corpora, read_corpus, select_classes
 from ser_classic.explanation import explain_features
 from ser_classic.features import FeatureExtractor
-from ser_classic.features.descriptions import EXPLANATION_GROUPS, describe_feature
+from ser_classic.features.descriptions import FEATURE_GROUPS, describe_feature
 from ser_classic.models import Model, train
 from ser_classic.reference import REFERENCE_CLIPS
 
@@ -76,7 +76,7 @@ def probability_drops(model: Model, inputs: np.ndarray, target: int, group_index
 
 def faithfulness(model: Model, training: pd.DataFrame, held_out: pd.DataFrame, labels: pd.Series) -> dict[str, Any]:
     """Part 1 and 2 over every held-out clip."""
-    groups = list(EXPLANATION_GROUPS)
+    groups = list(FEATURE_GROUPS)
     group_index = np.array([groups.index(describe_feature(name).group) for name in model.feature_names])
     training_rows = training[model.feature_names].to_numpy(dtype=np.float64)
     is_reference = (training_rows[:, np.newaxis, :] == model.reference.rows[np.newaxis, :, :]).all(axis=2).any(axis=1)
@@ -164,7 +164,7 @@ def markdown(results: dict[str, Any], *, command: str, minutes: float) -> str:
         "",
         f"Drop of the predicted class's probability when {N_REPLACED} groups take reference values "
         f"(mean over the reference rows, then over clips); random: {N_RANDOM_TRIPLES} random triples of the "
-        f"{len(EXPLANATION_GROUPS)} groups per clip.",
+        f"{len(FEATURE_GROUPS)} groups per clip.",
         "",
         "| reference values from | top-3 groups named | 3 random groups | ratio | target >= 2 |",
         "|---|---:|---:|---:|---|",
@@ -223,7 +223,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     held_out_features = extractor.extract_files(held_out["path"].tolist(), progress=True)
     model = train(training_features, training["label"], classifier=CLASSIFIER, speakers=training["speaker"], seed=0)
     results["n_train"] = len(training)
-    n_groups, n_named = len(EXPLANATION_GROUPS), sum(describe_feature(name).named for name in model.feature_names)
+    n_groups, n_named = len(FEATURE_GROUPS), sum(describe_feature(name).named for name in model.feature_names)
     results["rows_per_clip"] = 2 * REFERENCE_CLIPS * (n_groups - 1) + REFERENCE_CLIPS + 1 + n_named + 1
     _log.info("trained on %d clips; explaining %d", len(training), len(held_out))
     results["faithfulness"] = faithfulness(model, training_features, held_out_features, held_out["label"].reset_index(drop=True))

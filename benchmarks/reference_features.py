@@ -1,7 +1,7 @@
 """A "reference-style" librosa feature extractor, written the way typical SER projects write it.
 
-The speed baseline of ``benchmarks/speed.py``: the same feature groups as ser-classic (energy and
-time, spectral shape, cepstral, tonal, pitch) plus the tempo many projects add, computed the
+The speed baseline of ``benchmarks/speed.py``: the same feature families as ser-classic (energy and
+time, spectral shape and contrast, cepstral, tonal, pitch) plus the tempo many projects add, computed the
 common way, one file at a time:
 
 - ``librosa.load(path, sr=22050)`` (soundfile decode, soxr "HQ" resampling, as ser-classic);
@@ -51,7 +51,7 @@ def reference_features(path: str | PathLike[str]) -> np.ndarray:
     # energy and time
     features += _stats(librosa.feature.zero_crossing_rate(y)[0], percentiles=True)
     features += _stats(librosa.amplitude_to_db(librosa.feature.rms(y=y)[0]), percentiles=True)
-    # spectral shape: one STFT each
+    # spectral shape and contrast: one STFT each
     features += _stats(librosa.feature.spectral_centroid(y=y, sr=sr)[0], percentiles=True)
     features += _stats(librosa.feature.spectral_bandwidth(y=y, sr=sr)[0], percentiles=True)
     features += _stats(librosa.feature.spectral_rolloff(y=y, sr=sr)[0], percentiles=True)

@@ -6,7 +6,7 @@ decode + resample + features for:
 - ser-classic's :class:`~ser_classic.features.FeatureExtractor` with 1 and 2 local workers and
   with the dask backend on a ``LocalCluster`` of 1 and 2 workers (no feature cache; pools and
   clusters are started by a short warm-up run first);
-- ``benchmarks/reference_features.py``, the way typical SER projects compute the same groups
+- ``benchmarks/reference_features.py``, the way typical SER projects compute the same feature families
   (one process, warmed up, on an evenly spread subset of ``--reference-clips`` clips);
 - openSMILE eGeMAPSv02 and ComParE_2016 functionals (``opensmile`` package, ``num_workers=2``);
 

@@ -2,7 +2,7 @@
 
 Two answers, both about the model, not about the speaker's feelings:
 
-- **Feature groups** (:data:`~ser_classic.features.descriptions.EXPLANATION_GROUPS`, 12 of
+- **Feature groups** (:data:`~ser_classic.features.descriptions.FEATURE_GROUPS`, 12 of
   them): the Shapley value of each group for the predicted class's probability. A group is
   *absent* when its features take a training clip's values instead of this clip's; the value
   of a set of present groups is the probability averaged over the model's reference clips
@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .errors import ModelError, SERError
-from .features.descriptions import EXPLANATION_GROUPS, FeatureDescription, describe_feature
+from .features.descriptions import FEATURE_GROUPS, FeatureDescription, describe_feature
 from .reference import ExplanationReference
 
 if TYPE_CHECKING:
@@ -290,7 +290,7 @@ def explain_features(
         return model.input_probabilities(rows)[:, target]
 
     descriptions = [describe_feature(name) for name in names]
-    groups = list(EXPLANATION_GROUPS)
+    groups = list(FEATURE_GROUPS)
     group_index = np.array([groups.index(description.group) for description in descriptions])
     contributions, baseline = group_shapley_values(probability, inputs, reference.rows, group_index, len(groups), seed=seed)
     named = _named_features(probability, inputs, values, reference, descriptions)

@@ -29,21 +29,21 @@ _METRICS = (
 
 
 def feature_groups(names: Sequence[str]) -> dict[str, str]:
-    """Feature name -> its group in :data:`ser_classic.features.FEATURE_GROUPS`.
+    """Feature name -> its group in :data:`ser_classic.features.FEATURE_GROUPS` (the groups
+    explanations attribute to).
 
     A feature belongs to the track whose name is its longest prefix (``mfcc_delta_01_mean``
     is ``mfcc_delta``, not ``mfcc``); names matching no track are in the group ``"other"``.
     """
-    from .features import FEATURE_GROUPS
-    from .features.descriptions import track_of
+    from .features.descriptions import FEATURE_GROUPS, track_of
 
-    group_of = {track: group for group, tracks in FEATURE_GROUPS.items() for track in tracks}
+    group_of = {track: group for group, members in FEATURE_GROUPS.items() for track in members.tracks}
     return {name: group_of.get(track_of(name), "other") for name in names}
 
 
 def feature_group_sizes(names: Sequence[str]) -> dict[str, int]:
     """Number of features in each group (see :func:`feature_groups`), in the groups' order."""
-    from .features import FEATURE_GROUPS
+    from .features.descriptions import FEATURE_GROUPS
 
     sizes = dict.fromkeys(FEATURE_GROUPS, 0)
     for group in feature_groups(names).values():
@@ -86,6 +86,16 @@ def _per_class_rows(per_class: dict[str, dict[str, float]]) -> list[str]:
     return rows
 
 
+def _feature_rows(card: dict[str, Any]) -> list[str]:
+    """The card's features per group, with each group's family: the groups explanations name."""
+    from .features.descriptions import FEATURE_GROUPS
+
+    sizes = feature_group_sizes(card.get("feature_names", []))
+    rows = [f"#### Features ({card.get('n_features', sum(sizes.values()))})", "", "| group | family | features |", "|---|---|---|"]
+    rows += [f"| {group} | {FEATURE_GROUPS[group].family if group in FEATURE_GROUPS else 'other'} | {count} |" for group, count in sizes.items() if count]
+    return rows
+
+
 def card_markdown(card: dict[str, Any], *, protocol: str = "speaker") -> str:
     """The card as Markdown: what the model is, what it was trained on, how well it scored.
 
@@ -121,9 +131,7 @@ def card_markdown(card: dict[str, Any], *, protocol: str = "speaker") -> str:
         lines += ["", f"#### Each corpus's clips ({protocol} protocol)", "", *_per_corpus_rows(evaluation[protocol]["per_corpus"])]
     if protocol in evaluation and "per_class" in evaluation[protocol]:
         lines += ["", f"#### Per class ({protocol} protocol)", "", *_per_class_rows(evaluation[protocol]["per_class"])]
-    sizes = feature_group_sizes(card.get("feature_names", []))
-    lines += ["", f"#### Features ({card.get('n_features', sum(sizes.values()))})", "", "| group | features |", "|---|---|"]
-    lines += [f"| {group} | {count} |" for group, count in sizes.items() if count]
+    lines += ["", *_feature_rows(card)]
     return "\n".join(lines) + "\n"
 
 

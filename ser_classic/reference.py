@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from .features.descriptions import EXPLANATION_GROUPS
+from .features.descriptions import FEATURE_GROUPS
 
 __all__ = ["REFERENCE_CLIPS", "ExplanationReference", "explanation_reference"]
 
@@ -53,7 +53,7 @@ class ExplanationReference:
         return {
             "reference_clips": int(self.rows.shape[0]),
             "percentile_levels": int(self.percentiles.shape[0]),
-            "groups": list(EXPLANATION_GROUPS),
+            "groups": list(FEATURE_GROUPS),
         }
 
 

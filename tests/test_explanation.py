@@ -19,9 +19,10 @@ import pytest
 
 from ser_classic.errors import ModelError
 from ser_classic.explanation import Explanation, NamedFeature, explain, explain_features, explanation_markdown, group_shapley_values
-from ser_classic.features import FEATURE_GROUPS, feature_names
-from ser_classic.features.descriptions import EXPLANATION_GROUPS, describe_feature
-from ser_classic.models import Model, load_model, read_card, train
+from ser_classic.features import FEATURE_FAMILIES, FEATURE_GROUPS, FeatureConfig, feature_names
+from ser_classic.features.descriptions import TRACKS, describe_feature, track_of
+from ser_classic.model_card import card_markdown, feature_groups
+from ser_classic.models import DEFAULT_MODEL_PATH, Model, load_model, read_card, train
 from ser_classic.reference import REFERENCE_CLIPS, explanation_reference
 
 NAMES = feature_names()
@@ -50,19 +51,37 @@ def planted() -> tuple[Model, pd.DataFrame]:
     group weakly, and tonal (36 features) not at all; 90 held-out rows."""
     rng = np.random.default_rng(0)
     labels = np.array(["angry", "neutral", "sad"] * 530)
-    separations = {group: 3.0 for group in EXPLANATION_GROUPS if group != "tonal"}
+    separations = {group: 3.0 for group in FEATURE_GROUPS if group != "tonal"}
     separations["pitch"] = 10.0
     table = synthetic_table(rng, labels, separations)
     model = train(table.iloc[:1500], labels[:1500], classifier="logreg")
     return model, table.iloc[1500:]
 
 
-def test_descriptions_cover_every_track_and_nest_in_the_feature_groups() -> None:
-    parents = {track: group for group, tracks in FEATURE_GROUPS.items() for track in tracks}
-    assert sorted(track for tracks in EXPLANATION_GROUPS.values() for track in tracks) == sorted(parents)
-    for group, tracks in EXPLANATION_GROUPS.items():
-        assert len({parents[track] for track in tracks}) == 1, group
-    assert len(EXPLANATION_GROUPS) == 12
+def test_the_group_table_holds_every_track_of_the_extractor_exactly_once() -> None:
+    listed = [track for members in FEATURE_GROUPS.values() for track in members.tracks]
+    assert len(listed) == len(set(listed)) and listed == list(TRACKS)
+    for config in (FeatureConfig(), FeatureConfig(n_mfcc=13)):
+        tracks_of_names = [track_of(name) for name in feature_names(config)]
+        assert None not in tracks_of_names
+        assert set(tracks_of_names) == set(listed)
+    assert len(FEATURE_GROUPS) == 12 and len(FEATURE_FAMILIES) == 7
+
+
+def test_families_are_derived_from_the_groups() -> None:
+    assert [group for groups in FEATURE_FAMILIES.values() for group in groups] == list(FEATURE_GROUPS)
+    for family, groups in FEATURE_FAMILIES.items():
+        assert all(FEATURE_GROUPS[group].family == family for group in groups)
+        family_tracks = {track for members in FEATURE_GROUPS.values() if members.family == family for track in members.tracks}
+        assert family_tracks == {track for group in groups for track in FEATURE_GROUPS[group].tracks}
+    for name in NAMES:
+        description = describe_feature(name)
+        assert description.track in FEATURE_GROUPS[description.group].tracks
+        assert description.family == FEATURE_GROUPS[description.group].family
+    assert FEATURE_FAMILIES["cepstral"] == ("MFCC", "MFCC dynamics", "MFCC of unvoiced frames")
+
+
+def test_descriptions_give_labels_and_units() -> None:
     described = {name: (describe_feature(name).label, describe_feature(name).unit) for name in NAMES}
     assert described["f0_semitone_range"] == ("pitch range", "semitones")
     assert described["f0_semitone_slope"] == ("pitch slope", "semitones/s")
@@ -70,6 +89,37 @@ def test_descriptions_cover_every_track_and_nest_in_the_feature_groups() -> None
     assert described["rms_db_std"] == ("loudness variation", "dB")
     assert described["contrast_03_mean"] == ("spectral contrast band 3 mean", "dB")
     assert not describe_feature("mfcc_delta_01_std").named and describe_feature("mfcc_delta_01_std").group == "MFCC dynamics"
+
+
+def card_group_rows(card: dict[str, object]) -> dict[str, tuple[str, int]]:
+    """Group -> (family, features) as the card's Markdown lists them."""
+    rows = re.findall(r"^\| ([^|]+) \| ([^|]+) \| (\d+) \|$", card_markdown(card), flags=re.MULTILINE)
+    return {group: (family, int(count)) for group, family, count in rows}
+
+
+def test_the_card_and_the_explanation_name_the_same_groups(planted: tuple[Model, pd.DataFrame], tmp_path: Path) -> None:
+    model, held_out = planted
+    model.save(tmp_path / "m.joblib")
+    card = read_card(tmp_path / "m.joblib")
+    explanation = explain_features(held_out.iloc[0], load_model(tmp_path / "m.joblib"))
+    card_partition: dict[str, set[str]] = {}
+    for name, group in feature_groups(card["feature_names"]).items():
+        card_partition.setdefault(group, set()).add(name)
+    explained_partition: dict[str, set[str]] = {}
+    for name in model.feature_names:
+        explained_partition.setdefault(describe_feature(name).group, set()).add(name)
+    assert card_partition == explained_partition
+    assert set(explanation.groups) == set(card_partition) == set(card["explanation"]["groups"])
+    rows = card_group_rows(card)
+    assert list(rows) == list(card["explanation"]["groups"]) == list(FEATURE_GROUPS)
+    assert rows == {group: (FEATURE_GROUPS[group].family, len(names)) for group, names in card_partition.items()}
+    assert all(feature.group == describe_feature(feature.name).group for feature in explanation.features)
+
+
+def test_a_card_saved_before_the_one_table_lists_the_groups_explanations_name() -> None:
+    card = read_card(DEFAULT_MODEL_PATH)  # written by the old code: its groups are derived on reading
+    assert list(card_group_rows(card)) == list(FEATURE_GROUPS)
+    assert sum(count for _, count in card_group_rows(card).values()) == card["n_features"]
 
 
 def test_planted_label_group_ranks_first_and_noise_group_last(planted: tuple[Model, pd.DataFrame]) -> None:
@@ -88,7 +138,7 @@ def test_contributions_add_up_to_probability_minus_baseline_and_repeat(planted: 
     model, held_out = planted
     row = held_out.iloc[0]
     explanation = explain_features(row, model)
-    assert list(explanation.groups) and set(explanation.groups) == set(EXPLANATION_GROUPS)
+    assert list(explanation.groups) and set(explanation.groups) == set(FEATURE_GROUPS)
     assert sum(explanation.groups.values()) == pytest.approx(explanation.probability - explanation.baseline, abs=1e-9)
     assert list(explanation.groups.values()) == sorted(explanation.groups.values(), reverse=True)
     predicted = model.predict_proba(row.to_frame().T).iloc[0]
@@ -131,7 +181,7 @@ def test_text_json_markdown_and_figure(planted: tuple[Model, pd.DataFrame]) -> N
     lines = explanation.to_text().splitlines()
     assert re.fullmatch(rf"{explanation.emotion} \(0\.\d\d\): pitch .+ percentile\)(, .+)?", lines[0])
     assert lines[-1] == "Percentiles among the model's training clips."
-    assert len(lines) == 3 + len(EXPLANATION_GROUPS)
+    assert len(lines) == 3 + len(FEATURE_GROUPS)
     as_json = json.loads(json.dumps(explanation.to_dict()))
     assert as_json["path"] == "clip.wav" and as_json["emotion"] == explanation.emotion
     assert [item["group"] for item in as_json["groups"]] == list(explanation.groups)
@@ -140,7 +190,7 @@ def test_text_json_markdown_and_figure(planted: tuple[Model, pd.DataFrame]) -> N
     assert all(f"| {group} | {value:+.2f} |" in markdown for group, value in explanation.groups.items())
     assert "not the speaker's feelings" in markdown
     figure = explanation_figure(explanation)
-    assert len(figure.axes[0].patches) == len(EXPLANATION_GROUPS)
+    assert len(figure.axes[0].patches) == len(FEATURE_GROUPS)
 
 
 def test_model_file_keeps_reference_data_and_the_card_stays_small(planted: tuple[Model, pd.DataFrame], tmp_path: Path) -> None:

@@ -184,16 +184,18 @@ def test_feature_names_are_unique_stable_and_well_formed() -> None:
     assert [name for name in names if not pattern.match(name)] == []
 
 
-def test_the_readme_feature_table_groups_features_as_model_cards_count_them() -> None:
+def test_the_documented_feature_table_groups_features_as_model_cards_count_them() -> None:
     """The documented table (docs/features.md) and the demo's Model tab (``feature_group_sizes``)
-    show one grouping."""
+    show one grouping, each group in its family of ``FEATURE_GROUPS``."""
+    from ser_classic.features import FEATURE_GROUPS
     from ser_classic.model_card import feature_group_sizes
 
-    readme = (Path(__file__).resolve().parents[1] / "docs" / "features.md").read_text(encoding="utf-8")
-    rows = re.findall(r"^\| ([a-z ]+?)(?: \((\d+)\))?(?:, voiced frames)? \|.*\| (\d+) \|$", readme, flags=re.MULTILINE)
+    page = (Path(__file__).resolve().parents[1] / "docs" / "features.md").read_text(encoding="utf-8")
+    rows = re.findall(r"^\| ([A-Za-z -]+?)(?: \((\d+)\))?(?:, voiced frames)? \| ([a-z ]+) \|.*\| (\d+) \|$", page, flags=re.MULTILINE)
     counted: dict[str, int] = {}
     stated: dict[str, int] = {}
-    for group, size, dims in rows:
+    for group, size, family, dims in rows:
+        assert family == FEATURE_GROUPS[group].family, group
         counted[group] = counted.get(group, 0) + int(dims)
         if size:
             stated[group] = int(size)

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from ser_classic import audio
-from ser_classic.features import FeatureConfig, feature_names
+from ser_classic.features import FEATURE_GROUPS, FeatureConfig, feature_names
 from ser_classic.features.conditioning import speech_band, speech_bounds
 from ser_classic.model_card import card_markdown, feature_group_sizes, feature_groups
 from ser_classic.plots import ENVELOPE_POINTS, f0_figure, mel_spectrogram_figure, signal_tracks, waveform_figure
@@ -74,9 +74,9 @@ def test_every_feature_belongs_to_a_named_group() -> None:
     groups = feature_groups(names)
     assert "other" not in set(groups.values())
     assert feature_groups(["mfcc_delta_01_mean", "mfcc_01_mean", "f0_p50", "made_up_1"]) == {
-        "mfcc_delta_01_mean": "cepstral",
-        "mfcc_01_mean": "cepstral",
-        "f0_p50": "pitch and rhythm",
+        "mfcc_delta_01_mean": "MFCC dynamics",
+        "mfcc_01_mean": "MFCC",
+        "f0_p50": "pitch",
         "made_up_1": "other",
     }
     assert sum(feature_group_sizes(names).values()) == len(names)
@@ -91,4 +91,4 @@ def test_card_markdown_lists_classes_scores_and_feature_groups() -> None:
     for protocol, scores in card.get("evaluation", {}).items():
         assert f"| **{protocol}** |" in text and f"{scores['mean']['accuracy']:.3f}" in text
     for group, size in feature_group_sizes(card["feature_names"]).items():
-        assert f"| {group} | {size} |" in text
+        assert f"| {group} | {FEATURE_GROUPS[group].family} | {size} |" in text

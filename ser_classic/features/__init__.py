@@ -1,6 +1,7 @@
 """Hand-crafted acoustic features: a named statistical vector per clip.
 
-One STFT and one pitch track per clip feed every group (see :data:`FEATURE_GROUPS`).
+One STFT and one pitch track per clip feed every group of features (:data:`FEATURE_GROUPS`,
+12 groups in 7 families: :data:`FEATURE_FAMILIES`).
 :class:`FeatureExtractor` is imported on first use: it brings scikit-learn and pandas, which
 computing the features does not need.
 """
@@ -9,10 +10,12 @@ from typing import Any
 
 from .cache import FeatureCache
 from .config import EXTRACTOR_VERSION, FeatureConfig
-from .extractor import FEATURE_GROUPS, extract_features, feature_names
+from .descriptions import FEATURE_FAMILIES, FEATURE_GROUPS
+from .extractor import extract_features, feature_names
 
 __all__ = [
     "EXTRACTOR_VERSION",
+    "FEATURE_FAMILIES",
     "FEATURE_GROUPS",
     "FeatureCache",
     "FeatureConfig",

@@ -1,5 +1,9 @@
-"""What each feature means for people: its track's label and unit, and the groups that
-explanations (:mod:`ser_classic.explanation`) attribute a prediction to.
+"""What each feature means for people, and the one table of feature groups.
+
+:data:`FEATURE_GROUPS` is that table: the 12 groups that explanations
+(:mod:`ser_classic.explanation`) attribute a prediction to and model cards count, each with its
+family (one of 7, :data:`FEATURE_FAMILIES`) and its tracks, with each track's label and unit.
+Families, each track's group and :data:`TRACKS` are derived from it.
 
 A feature name is a track and a statistic (``f0_semitone_range``, ``rms_db_std``), with a row
 number for multi-row tracks (``contrast_03_mean``). Units follow docs/features.md.
@@ -9,7 +13,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["EXPLANATION_GROUPS", "TRACKS", "FeatureDescription", "Track", "describe_feature", "track_of"]
+__all__ = [
+    "FEATURE_FAMILIES",
+    "FEATURE_GROUPS",
+    "TRACKS",
+    "FeatureDescription",
+    "FeatureGroup",
+    "Track",
+    "describe_feature",
+    "track_of",
+]
 
 
 @dataclass(frozen=True)
@@ -22,8 +35,6 @@ class Track:
         What it measures, in a few words ("pitch", "loudness").
     unit : str
         Unit of its values and of their statistics ("" for a ratio or a count).
-    group : str
-        Its group in :data:`EXPLANATION_GROUPS`.
     named : bool
         A person can measure or hear it (a level meter, Praat, a spectrum): explanations name
         such features. MFCC, chroma and tonnetz coefficients have no such meaning; their
@@ -32,44 +43,78 @@ class Track:
 
     label: str
     unit: str
-    group: str
     named: bool = True
 
 
-#: Track -> how people read it; every track of :data:`ser_classic.features.FEATURE_GROUPS`.
-TRACKS: dict[str, Track] = {
-    "rms_db": Track("loudness", "dB", "loudness"),
-    "zcr": Track("zero-crossing rate", "", "zero-crossing rate"),
-    "centroid": Track("spectral centroid", "Hz", "spectral shape"),
-    "bandwidth": Track("spectral bandwidth", "Hz", "spectral shape"),
-    "rolloff": Track("spectral rolloff", "Hz", "spectral shape"),
-    "flatness": Track("spectral flatness", "", "spectral shape"),
-    "spectral_flux": Track("spectral flux", "dB", "spectral shape"),
-    "contrast": Track("spectral contrast band", "dB", "spectral contrast"),
-    "alpha_ratio": Track("alpha ratio", "dB", "spectral balance"),
-    "hammarberg": Track("Hammarberg index", "dB", "spectral balance"),
-    "spectral_slope_0_500": Track("spectral slope 0-500 Hz", "dB/kHz", "spectral balance"),
-    "spectral_slope_500_1500": Track("spectral slope 500-1500 Hz", "dB/kHz", "spectral balance"),
-    "mfcc": Track("MFCC", "", "MFCC", named=False),
-    "mfcc_delta": Track("MFCC delta", "", "MFCC dynamics", named=False),
-    "mfcc_delta2": Track("MFCC delta-delta", "", "MFCC dynamics", named=False),
-    "mfcc_unvoiced": Track("MFCC of unvoiced frames", "", "MFCC of unvoiced frames", named=False),
-    "chroma": Track("chroma", "", "tonal", named=False),
-    "tonnetz": Track("tonnetz", "", "tonal", named=False),
-    "hnr_db": Track("harmonics-to-noise ratio", "dB", "voice quality"),
-    "f0": Track("pitch", "Hz", "pitch"),
-    "f0_semitone": Track("pitch", "semitones", "pitch"),
-    "voiced_fraction": Track("voiced share of frames", "", "rhythm"),
-    "voiced_segment_rate": Track("voiced-segment rate", "per second", "rhythm"),
+@dataclass(frozen=True)
+class FeatureGroup:
+    """A group of features: the tracks it holds and the family it lies in.
+
+    Attributes
+    ----------
+    family : str
+        Its family in :data:`FEATURE_FAMILIES`.
+    tracks : dict[str, Track]
+        Its tracks (the prefixes of its feature names) and how people read each.
+    """
+
+    family: str
+    tracks: dict[str, Track]
+
+
+#: Group -> its family and tracks: the one partition of the features, in the order that
+#: explanations and model cards list the groups (the vector's order differs a little). Fine
+#: enough that naming three groups says something, few enough (12) for Shapley values over them.
+FEATURE_GROUPS: dict[str, FeatureGroup] = {
+    "loudness": FeatureGroup("energy and time", {"rms_db": Track("loudness", "dB")}),
+    "zero-crossing rate": FeatureGroup("energy and time", {"zcr": Track("zero-crossing rate", "")}),
+    "spectral shape": FeatureGroup(
+        "spectral shape and contrast",
+        {
+            "centroid": Track("spectral centroid", "Hz"),
+            "bandwidth": Track("spectral bandwidth", "Hz"),
+            "rolloff": Track("spectral rolloff", "Hz"),
+            "flatness": Track("spectral flatness", ""),
+            "spectral_flux": Track("spectral flux", "dB"),
+        },
+    ),
+    "spectral contrast": FeatureGroup("spectral shape and contrast", {"contrast": Track("spectral contrast band", "dB")}),
+    "spectral balance": FeatureGroup(
+        "spectral balance",
+        {
+            "alpha_ratio": Track("alpha ratio", "dB"),
+            "hammarberg": Track("Hammarberg index", "dB"),
+            "spectral_slope_0_500": Track("spectral slope 0-500 Hz", "dB/kHz"),
+            "spectral_slope_500_1500": Track("spectral slope 500-1500 Hz", "dB/kHz"),
+        },
+    ),
+    "MFCC": FeatureGroup("cepstral", {"mfcc": Track("MFCC", "", named=False)}),
+    "MFCC dynamics": FeatureGroup(
+        "cepstral",
+        {"mfcc_delta": Track("MFCC delta", "", named=False), "mfcc_delta2": Track("MFCC delta-delta", "", named=False)},
+    ),
+    "MFCC of unvoiced frames": FeatureGroup("cepstral", {"mfcc_unvoiced": Track("MFCC of unvoiced frames", "", named=False)}),
+    "tonal": FeatureGroup("tonal", {"chroma": Track("chroma", "", named=False), "tonnetz": Track("tonnetz", "", named=False)}),
+    "voice quality": FeatureGroup("voice quality", {"hnr_db": Track("harmonics-to-noise ratio", "dB")}),
+    "pitch": FeatureGroup("pitch and rhythm", {"f0": Track("pitch", "Hz"), "f0_semitone": Track("pitch", "semitones")}),
+    "rhythm": FeatureGroup(
+        "pitch and rhythm",
+        {"voiced_fraction": Track("voiced share of frames", ""), "voiced_segment_rate": Track("voiced-segment rate", "per second")},
+    ),
 }
 
-#: Group -> its tracks: a finer split of :data:`ser_classic.features.FEATURE_GROUPS` (each group
-#: lies inside one of them), fine enough that naming three of them says something, few enough
-#: (12) for Shapley values over them.
-EXPLANATION_GROUPS: dict[str, tuple[str, ...]] = {
-    group: tuple(track for track, description in TRACKS.items() if description.group == group)
-    for group in dict.fromkeys(description.group for description in TRACKS.values())
+#: Family -> its groups, in the order of :data:`FEATURE_GROUPS`, from which it is derived: a
+#: coarser split into kinds of measure (cepstral, tonal, pitch and rhythm, ...).
+FEATURE_FAMILIES: dict[str, tuple[str, ...]] = {
+    family: tuple(group for group, members in FEATURE_GROUPS.items() if members.family == family)
+    for family in dict.fromkeys(members.family for members in FEATURE_GROUPS.values())
 }
+
+#: Track -> how people read it, for every track of :data:`FEATURE_GROUPS`.
+TRACKS: dict[str, Track] = {track: described for members in FEATURE_GROUPS.values() for track, described in members.tracks.items()}
+
+#: Track -> its group.
+_GROUP_OF_TRACK = {track: group for group, members in FEATURE_GROUPS.items() for track in members.tracks}
 
 #: Statistic in a feature name -> how people read it.
 _STATISTICS = {
@@ -86,13 +131,15 @@ _STATISTICS = {
 @dataclass(frozen=True)
 class FeatureDescription:
     """One feature as people read it: ``label`` ("pitch range"), ``unit`` ("semitones"),
-    its ``track`` and explanation ``group``, and whether explanations name it."""
+    its ``track``, its ``group`` and ``family`` (:data:`FEATURE_GROUPS`), and whether
+    explanations name it."""
 
     name: str
     track: str
     label: str
     unit: str
     group: str
+    family: str
     named: bool
 
 
@@ -124,4 +171,5 @@ def describe_feature(name: str) -> FeatureDescription:
         words.append(_STATISTICS.get(parts[0], parts[0]))
         if parts[0] == "slope":
             unit = f"{unit}/s"
-    return FeatureDescription(name, track, " ".join(words), unit, description.group, description.named)
+    group = _GROUP_OF_TRACK[track]
+    return FeatureDescription(name, track, " ".join(words), unit, group, FEATURE_GROUPS[group].family, description.named)

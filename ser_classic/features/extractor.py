@@ -35,23 +35,12 @@ from .stats import COEFFICIENT_STATISTICS, DYNAMICS_STATISTICS, FRAME_STATISTICS
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["FEATURE_GROUPS", "ClipFrames", "extract_features", "extract_file", "extract_frames", "extract_vector", "feature_names", "warm_up"]
+__all__ = ["ClipFrames", "extract_features", "extract_file", "extract_frames", "extract_vector", "feature_names", "warm_up"]
 
 _log = logging.getLogger(__name__)
 #: A warm-up slower than this (seconds, imports done) is compiling librosa's numba kernels: a
 #: first run, or a cache numba cannot keep (cached, the extraction of the tone takes ~0.1 s).
 COMPILING_AFTER_SECONDS = 4.0
-
-#: Feature group -> the tracks it holds, for documentation and model cards.
-FEATURE_GROUPS: dict[str, tuple[str, ...]] = {
-    "energy and time": ("zcr", "rms_db"),
-    "spectral shape": ("centroid", "bandwidth", "rolloff", "flatness", "contrast", "spectral_flux"),
-    "spectral balance": BALANCE_TRACKS,
-    "cepstral": ("mfcc", "mfcc_delta", "mfcc_delta2", "mfcc_unvoiced"),
-    "tonal": ("chroma", "tonnetz"),
-    "voice quality": ("hnr_db",),
-    "pitch and rhythm": ("voiced_fraction", "f0", "f0_semitone", "voiced_segment_rate"),
-}
 
 
 def _layout(config: FeatureConfig) -> list[tuple[str, int | None, tuple[str, ...]]]:
