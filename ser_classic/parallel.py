@@ -3,8 +3,9 @@
 Results come back in input order, as they finish, so callers can stream them to an output.
 :func:`ordered_map` runs locally (processes forked from this one, or joblib's loky pool where
 forking is unsafe) unless it is called inside :func:`parallel_backend` ``("dask", ...)``, which
-sends the same calls, through joblib's dask backend, to a dask.distributed cluster: a
-``LocalCluster`` on this machine, or an existing cluster joined through its scheduler's address.
+sends the same calls, in tasks of several items, to a dask.distributed cluster, whatever its
+size: a ``LocalCluster`` on this machine, or an existing cluster joined through its scheduler's
+address.
 Inside :func:`helper_process`, calls that would run in this process run in a forked helper
 process instead, which warms up while this process does other work (the CLI loads the model
 meanwhile). Inside :func:`worker_server`, the workers of local pools are forked from a server
@@ -183,7 +184,8 @@ def parallel_backend(
     name : {"local", "dask"}
         ``"local"``: this machine's process pool (what happens outside any block).
         ``"dask"``: a dask.distributed cluster (needs the ``dask`` extra); every call of
-        :func:`ordered_map` then uses all the cluster's worker threads, whatever its ``n_jobs``.
+        :func:`ordered_map` then runs on all the cluster's worker threads, whatever its
+        ``n_jobs``, even when the cluster has a single one.
     scheduler : str, optional
         Address of a running dask scheduler to join, e.g. ``"tcp://10.0.0.5:8786"``, waiting
         for it as long as dask's ``distributed.comm.timeouts.connect`` setting says (30 s unless
@@ -278,7 +280,8 @@ def ordered_map(
     start ready and share what it built; elsewhere a joblib (loky) pool starts fresh
     interpreters. A negative ``n_jobs`` (``-1``: all cores) asks for as many workers as pay
     off: at most one per :data:`MIN_ITEMS_PER_WORKER` items. Inside
-    :func:`parallel_backend` ``("dask")`` the calls run on the dask cluster instead. Local
+    :func:`parallel_backend` ``("dask")`` the calls run on the dask cluster instead, however
+    few its workers or the items, and ``n_jobs``, ``warm_up`` and ``prefetch`` are unused. Local
     workers leave stop signals to this process (see :mod:`ser_classic.interruption`), which
     ends them. A progress bar on stderr counts finished items when ``progress`` is true.
     ``function`` and ``kwargs`` must be picklable for a pool, a helper or a cluster.
@@ -292,12 +295,13 @@ def ordered_map(
     ``on_lost``: when a forked pool's worker dies (killed, out of memory, a crash in C code),
     the items it may have held run again, one at a time; an item whose worker dies again gets
     ``on_lost(item)`` as its result, and the rest of the batch goes on. Without it, the death
-    raises ``BrokenProcessPool``.
+    raises ``BrokenProcessPool``. On dask, the same once dask gives up on a task (see
+    :func:`_dask_map`), and ``KilledWorker`` without it.
     """
     client = _dask_client.get()
     results: Iterator[Result]
     if client is not None:
-        results = _dask_map(client, function, items, kwargs)
+        results = _dask_map(client, partial(function, **kwargs), items, on_lost)
     else:
         workers = _local_workers(n_jobs, len(items))
         helper = _helper.get()
@@ -574,11 +578,60 @@ def _start_resource_tracker() -> None:
         signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
-def _dask_map(client: Any, function: Callable[..., Result], items: Sequence[Item], kwargs: dict[str, Any]) -> Iterator[Result]:
-    """The calls on the cluster of ``client``, through joblib's dask backend (auto-batched,
-    a bounded number of batches in flight, results in order)."""
-    from joblib import Parallel, delayed, parallel_config
+#: Most items per task on a dask cluster: a third to half a second of work for 3-4 s clips, so
+#: that a scheduler serving hundreds of worker cores gets a few thousand tasks a second at most.
+_DASK_MAX_CHUNK = 32
+#: Tasks per worker thread of the cluster over a whole map, when items are too few for
+#: :data:`_DASK_MAX_CHUNK`: enough for the threads to share the work evenly.
+_DASK_TASKS_PER_THREAD = 4
 
-    with parallel_config(backend="dask", client=client):
-        pool = Parallel(n_jobs=-1, return_as="generator", batch_size="auto")
-        yield from pool(delayed(function)(item, **kwargs) for item in items)
+
+def _dask_map(client: Any, call: Callable[[Item], Result], items: Sequence[Item], on_lost: Callable[[Item], Result] | None) -> Iterator[Result]:
+    """``call(item)`` for each item, in order, on the cluster of ``client``, whatever its size.
+
+    Tasks of up to :data:`_DASK_MAX_CHUNK` items, at most :data:`_CHUNKS_IN_FLIGHT` per worker
+    thread at a time; when the caller stops reading, the tasks not started are dropped. When a
+    worker dies, dask runs its tasks on the others, and gives up on a task after more worker
+    deaths than ``distributed.scheduler.allowed-failures`` (3 unless set): its items then run
+    again one task at a time, and an item whose task dask gives up on too gets
+    ``on_lost(item)`` as its result (without ``on_lost``, ``KilledWorker`` is raised).
+    """
+    from collections import deque
+    from uuid import uuid4
+
+    from dask.utils import funcname
+    from distributed import KilledWorker
+
+    threads = sum(client.nthreads().values())
+    if threads == 0:
+        _log.warning("the dask cluster has no worker yet: the work waits for one to join")
+    size = max(1, min(_DASK_MAX_CHUNK, -(-len(items) // (max(1, threads) * _DASK_TASKS_PER_THREAD))))
+    chunks = (list(items[first : first + size]) for first in range(0, len(items), size))
+    name = funcname(call)  # names the tasks on dask's dashboard
+
+    def submit(chunk: list[Item]) -> tuple[Any, list[Item]]:
+        return client.submit(_call_chunk, call, chunk, key=f"{name}-{uuid4().hex}"), chunk
+
+    pending = deque(submit(chunk) for chunk in _take(chunks, max(1, threads) * _CHUNKS_IN_FLIGHT))
+    while pending:
+        task, chunk = pending.popleft()
+        try:
+            results = task.result()
+        except KilledWorker:
+            if on_lost is None:
+                raise
+            _log.warning("dask workers died running %d file(s); they are tried again one at a time", len(chunk))
+            results = [_alone_on_dask(submit, item, on_lost) for item in chunk]
+        pending.extend(submit(chunk) for chunk in _take(chunks, 1))
+        yield from results
+
+
+def _alone_on_dask(submit: Callable[[list[Item]], tuple[Any, list[Item]]], item: Item, on_lost: Callable[[Item], Result]) -> Result:
+    """``call(item)`` in a task of its own (``submit``), or ``on_lost(item)`` if dask gives up on it."""
+    from distributed import KilledWorker
+
+    task, _ = submit([item])
+    try:
+        return task.result()[0]
+    except KilledWorker:
+        return on_lost(item)

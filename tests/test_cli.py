@@ -1,4 +1,5 @@
-"""The ``ser`` command line: predict, train, evaluate, features, info, help and exit codes.
+"""The ``ser`` command line: predict, train, evaluate, features, info, help and exit codes, and
+how often a command reads its model file.
 
 Commands run in-process through typer's ``CliRunner`` (stdout and stderr apart), except where a
 real process matters (the exit code and one-line error of the installed ``ser`` script). Every
@@ -8,10 +9,14 @@ command gets ``--cache-dir`` in the session's feature cache, never the default f
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
+from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -298,6 +303,58 @@ def test_info_on_a_trained_model(trained_model: tuple[Result, Path]) -> None:
     result = ser("info", out, "--json")
     assert result.exit_code == 0
     assert json.loads(result.stdout)["classes"] == ["angry", "sad"]
+
+
+# --- opening the model ------------------------------------------------------------------------
+
+#: The files opened while a test watches (see :func:`opened_files`), one list per watching test.
+_watching: list[list[str]] = []
+
+
+def _note_opened_file(event: str, args: tuple[Any, ...]) -> None:
+    if event == "open" and _watching and isinstance(args[0], (str, os.PathLike)):
+        _watching[-1].append(os.path.abspath(args[0]))
+
+
+@pytest.fixture(scope="session")
+def _open_events() -> None:
+    """Python's ``open`` audit events, seen by :func:`_note_opened_file` for the rest of the
+    session (an audit hook cannot be removed; it records only while a test watches)."""
+    sys.addaudithook(_note_opened_file)
+
+
+@pytest.fixture()
+def opened_files(_open_events: None) -> Iterator[list[str]]:
+    """The absolute paths of the files this process opens during the test, by any code path."""
+    _watching.append([])
+    yield _watching[-1]
+    _watching.pop()
+
+
+@pytest.mark.parametrize(
+    "command",
+    [["predict", "{clip}", "--format", "csv", "--model", "{model}"], ["explain", "{clip}", "--model", "{model}"],
+     ["timeline", "{clip}", "--model", "{model}"]],
+    ids=["predict", "explain", "timeline"],
+)
+def test_a_command_reads_its_model_file_and_card_once(
+    command: list[str], angry_clip: Path, small_model_path: Path, feature_cache_dir: Path, opened_files: list[str]
+) -> None:
+    cache = ["--cache-dir", str(feature_cache_dir)] if command[0] != "timeline" else []
+    result = ser(*(part.format(clip=angry_clip, model=small_model_path) for part in command), *cache)
+    assert result.exit_code == 0, result.stderr
+    opened = Counter(opened_files)
+    assert opened[os.path.abspath(small_model_path)] == 1
+    assert opened[os.path.abspath(card_path(small_model_path))] == 1
+
+
+@pytest.mark.parametrize("options", [[], ["--json"]], ids=["text", "json"])
+def test_info_reads_the_model_card_once_and_not_the_model(options: list[str], small_model_path: Path, opened_files: list[str]) -> None:
+    result = ser("info", small_model_path, *options)
+    assert result.exit_code == 0, result.stderr
+    opened = Counter(opened_files)
+    assert opened[os.path.abspath(card_path(small_model_path))] == 1
+    assert opened[os.path.abspath(small_model_path)] == 0
 
 
 @pytest.mark.parametrize("command", ["predict", "train", "evaluate", "features", "info", "timeline", "app"])

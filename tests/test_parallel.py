@@ -1,8 +1,10 @@
-"""The dask backend: the same calls on a dask.distributed cluster give the local results.
+"""The dask backend: the same calls on a dask.distributed cluster give the local results, and
+run in the cluster's worker processes whatever its size.
 
-A module-scoped ``LocalCluster`` of two worker processes on loopback plays the cluster that
-``--scheduler`` joins; ``ser features --backend dask`` starts its own. A real ``ser`` process
-on dask shows dask's own start and shutdown messages only with ``--verbose``.
+Module-scoped ``LocalCluster``s on loopback, of two worker processes and of one worker with one
+thread, play the clusters that ``--scheduler`` joins; ``ser features --backend dask`` starts
+its own. A real ``ser`` process on dask shows dask's own start and shutdown messages only with
+``--verbose``.
 """
 
 from __future__ import annotations
@@ -12,12 +14,14 @@ import re
 import subprocess
 import sys
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import dask
 import distributed
 import pandas as pd
 import pytest
+from dask.utils import key_split
 from typer.testing import CliRunner
 
 from ser_classic.cli import app
@@ -31,34 +35,69 @@ def clips(ravdess_root: Path) -> list[Path]:
     return files[::6][:20]
 
 
-@pytest.fixture(scope="module")
-def scheduler_address() -> Iterator[str]:
-    """Address of a running 2-worker cluster (processes, one thread each, loopback only).
+@contextmanager
+def _local_cluster(n_workers: int, settings: dict[str, object] | None = None) -> Iterator[str]:
+    """Address of a running cluster of ``n_workers`` processes (one thread each, loopback only),
+    its scheduler made with these dask ``settings``.
 
     Its nannies get the dask setting that docs/speed.md asks for on hand-started
     workers; with dask's default they would also export MALLOC_TRIM_THRESHOLD_ into this
     process's environment, and so into every process it starts later.
     """
-    with dask.config.set({"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}):
+    with dask.config.set({"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None, **(settings or {})}):
         cluster = distributed.LocalCluster(
-            n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=":0"
+            n_workers=n_workers, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=":0"
         )
     with cluster:
         yield cluster.scheduler_address
+
+
+@pytest.fixture(scope="module")
+def scheduler_address() -> Iterator[str]:
+    """A running 2-worker cluster."""
+    with _local_cluster(2) as address:
+        yield address
+
+
+@pytest.fixture(scope="module")
+def one_thread_scheduler_address() -> Iterator[str]:
+    """A running cluster of one worker with one thread in all: the smallest the work still goes to."""
+    with _local_cluster(1) as address:
+        yield address
 
 
 def _item_and_pid(item: int) -> tuple[int, int]:
     return item, os.getpid()
 
 
-@pytest.mark.slow  # a dask cluster
-def test_ordered_map_on_dask_runs_on_the_workers_in_input_order(scheduler_address: str) -> None:
-    with parallel_backend("dask", scheduler=scheduler_address):
+@pytest.mark.slow  # dask clusters
+@pytest.mark.parametrize("cluster", ["one_thread_scheduler_address", "scheduler_address"], ids=["1 worker, 1 thread", "2 workers"])
+def test_ordered_map_on_dask_runs_on_the_cluster_workers_whatever_its_size_in_input_order(cluster: str, request: pytest.FixtureRequest) -> None:
+    address = request.getfixturevalue(cluster)
+    with distributed.Client(address, set_as_default=False) as client:
+        cluster_pids = set(client.run(os.getpid).values())
+    with parallel_backend("dask", scheduler=address):
         results = list(ordered_map(_item_and_pid, list(range(40)), n_jobs=1))
     assert [item for item, _ in results] == list(range(40))
-    worker_pids = {pid for _, pid in results}
-    assert os.getpid() not in worker_pids
-    assert 1 <= len(worker_pids) <= 2
+    assert os.getpid() not in cluster_pids
+    assert {pid for _, pid in results} <= cluster_pids
+
+
+def _kill_worker_on_7(item: int) -> int:
+    if item == 7:
+        os._exit(9)  # as a crash in C code or the out-of-memory killer would end it
+    return item * item
+
+
+@pytest.mark.slow  # a dask cluster, workers killed
+def test_an_item_that_kills_its_dask_worker_gets_the_lost_result_and_the_rest_go_on(caplog: pytest.LogCaptureFixture) -> None:
+    """dask gives up on a task after its first worker death here (``allowed-failures`` 0)."""
+    with _local_cluster(2, {"distributed.scheduler.allowed-failures": 0}) as address, parallel_backend("dask", scheduler=address):
+        results = list(ordered_map(_kill_worker_on_7, list(range(30)), on_lost=lambda item: -item))
+        with pytest.raises(distributed.KilledWorker):
+            list(ordered_map(_kill_worker_on_7, list(range(30))))
+    assert results == [-7 if item == 7 else item * item for item in range(30)]
+    assert "tried again one at a time" in caplog.text
 
 
 def _malloc_trim_setting(item: int) -> str | None:
@@ -109,6 +148,29 @@ def test_features_on_a_two_worker_local_cluster_equal_local(clips: list[Path], t
     assert remote.exit_code == 0, remote.output
     local_table, dask_table = pd.read_parquet(local_out), pd.read_parquet(dask_out)
     assert len(local_table) == len(clips)
+    pd.testing.assert_frame_equal(dask_table, local_table, check_exact=True)
+
+
+@pytest.mark.slow  # a dask cluster
+def test_features_of_a_folder_on_a_one_thread_cluster_run_on_its_worker(clips: list[Path], one_thread_scheduler_address: str, tmp_path: Path) -> None:
+    folder = tmp_path / "ravdess"
+    for clip in clips[:8]:
+        (folder / clip.parent.name).mkdir(parents=True, exist_ok=True)
+        (folder / clip.parent.name / clip.name).symlink_to(clip)
+    runner = CliRunner()
+    local_out, dask_out = tmp_path / "local.csv", tmp_path / "dask.csv"
+    local = runner.invoke(app, ["features", str(folder), "-o", str(local_out), "--jobs", "1", "--cache-dir", str(tmp_path / "c1")])
+    options = ["--backend", "dask", "--scheduler", one_thread_scheduler_address, "--cache-dir", str(tmp_path / "c2")]
+    with distributed.Client(one_thread_scheduler_address, set_as_default=False) as client, distributed.get_task_stream(client) as tasks:
+        remote = runner.invoke(app, ["features", str(folder), "-o", str(dask_out), *options])
+        worker_addresses = set(client.scheduler_info()["workers"])
+    assert local.exit_code == 0, local.output
+    assert remote.exit_code == 0, remote.output
+    assert tasks.data, "no task ran on the cluster"
+    assert {key_split(task["key"]) for task in tasks.data} == {"file_vector"}
+    assert {task["worker"] for task in tasks.data} <= worker_addresses
+    local_table, dask_table = pd.read_csv(local_out), pd.read_csv(dask_out)
+    assert len(dask_table) == 8
     pd.testing.assert_frame_equal(dask_table, local_table, check_exact=True)
 
 
