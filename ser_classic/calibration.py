@@ -78,14 +78,16 @@ def calibration_groups(speakers: np.ndarray | None, sources: np.ndarray) -> np.n
     return np.asarray(speakers)[sources]
 
 
-def fit_temperature(log_scores: np.ndarray, target: np.ndarray) -> float:
-    """The temperature ``T`` that minimizes the log loss of ``softmax(log_scores / T)``.
+def fit_temperature(log_scores: np.ndarray, target: np.ndarray, weights: np.ndarray | None = None) -> float:
+    """The temperature ``T`` that minimizes the (weighted) log loss of ``softmax(log_scores / T)``.
 
     Parameters
     ----------
     log_scores : np.ndarray [shape=(n_clips, n_classes)]
     target : np.ndarray [shape=(n_clips,)]
         Column index of each clip's true class.
+    weights : np.ndarray [shape=(n_clips,)], optional
+        Each row's weight in the loss (equal by default).
     """
     from scipy.optimize import minimize_scalar
     from scipy.special import log_softmax
@@ -93,7 +95,8 @@ def fit_temperature(log_scores: np.ndarray, target: np.ndarray) -> float:
     rows = np.arange(len(target))
 
     def log_loss(log_temperature: float) -> float:
-        return float(-log_softmax(log_scores / np.exp(log_temperature), axis=1)[rows, target].mean())
+        losses = -log_softmax(log_scores / np.exp(log_temperature), axis=1)[rows, target]
+        return float(np.average(losses, weights=weights))
 
     return float(np.exp(minimize_scalar(log_loss, bounds=(-4.0, 4.0), method="bounded").x))
 
@@ -124,10 +127,10 @@ class TemperatureScaled(ClassifierMixin, BaseEstimator):
         self.n_splits = n_splits
         self.seed = seed
 
-    def fit(self, X: Any, y: Any, groups: Any = None) -> TemperatureScaled:
+    def fit(self, X: Any, y: Any, groups: Any = None, sample_weight: Any = None) -> TemperatureScaled:
         """Fit; ``groups`` (e.g. the speaker of each row, :func:`calibration_groups`) keeps a
         group within one inner fold. Without groups, or with fewer groups than folds, each row
-        is its own group."""
+        is its own group. ``sample_weight`` weighs the rows in every fit and in the temperature's."""
         from sklearn.model_selection import StratifiedGroupKFold
         from sklearn.utils.multiclass import check_classification_targets
         from sklearn.utils.validation import validate_data
@@ -141,15 +144,24 @@ class TemperatureScaled(ClassifierMixin, BaseEstimator):
         out_of_fold = np.empty((len(labels), len(self.classes_)))
         seen = np.zeros(len(labels), dtype=bool)
         folds = StratifiedGroupKFold(self.n_splits, shuffle=True, random_state=self.seed)
+        weights = None if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
+
+        def fitted(rows: np.ndarray) -> Any:
+            estimator = clone(self.estimator)
+            if weights is None:
+                return estimator.fit(X[rows], labels[rows])
+            return estimator.fit(X[rows], labels[rows], sample_weight=weights[rows])
+
         for train_rows, held_out in folds.split(X, labels, row_groups):
-            inner = clone(self.estimator).fit(X[train_rows], labels[train_rows])
+            inner = fitted(train_rows)
             out_of_fold[held_out] = _log_scores(inner, X[held_out], self.classes_)
             seen[held_out] = np.isin(labels[held_out], inner.classes_)
         # A row whose class its inner model never saw (a class from one speaker only) says
         # nothing about confidence, and its floor score would push the temperature to its bound.
         target = np.searchsorted(self.classes_, labels)
-        self.temperature_ = fit_temperature(out_of_fold[seen], target[seen]) if seen.any() else 1.0
-        self.estimator_ = clone(self.estimator).fit(X, labels)
+        seen_weights = None if weights is None else weights[seen]
+        self.temperature_ = fit_temperature(out_of_fold[seen], target[seen], seen_weights) if seen.any() else 1.0
+        self.estimator_ = fitted(np.arange(len(labels)))
         return self
 
     def predict_proba(self, X: Any) -> np.ndarray:

@@ -320,7 +320,7 @@ def _fit_fold(
     name = classifier if isinstance(classifier, str) else type(classifier).__name__
     with threadpool_limits(limits=1):  # the same rounding in a worker and in this process
         try:
-            fit_pipeline(pipeline, train_part, rows.labels, groups)
+            fit_pipeline(pipeline, train_part, rows.labels, groups, rows.weights if data.augmented else None)
         except ValueError as error:  # e.g. a class too rare in this fold's training part
             raise SERError(f"fold {fold + 1} of {n_splits}: cannot fit {name!r} ({error})") from None
         return fold, pipeline, _probabilities(pipeline, test_part)

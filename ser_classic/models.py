@@ -154,21 +154,25 @@ def build_pipeline(name: str, *, seed: int = 0) -> Pipeline:
     return Pipeline([("scale", StandardScaler()), ("classify", CLASSIFIERS[name](seed))])
 
 
-def fit_pipeline(pipeline: BaseEstimator, features: Any, labels: np.ndarray, groups: np.ndarray) -> BaseEstimator:
+def fit_pipeline(
+    pipeline: BaseEstimator, features: Any, labels: np.ndarray, groups: np.ndarray, sample_weight: np.ndarray | None = None
+) -> BaseEstimator:
     """Fit ``pipeline`` (any scikit-learn classifier); one whose ``fit`` takes ``groups`` (the
     speaker, or the source clip, of each row), or a Pipeline whose last step's does, gets them,
-    e.g. for the calibration folds of a temperature-scaled classifier or an inner grouped search."""
-    if isinstance(pipeline, Pipeline) and _takes_groups(pipeline.steps[-1][1]):
-        return pipeline.fit(features, labels, **{f"{pipeline.steps[-1][0]}__groups": groups})
-    if _takes_groups(pipeline):
-        return pipeline.fit(features, labels, groups=groups)
-    return pipeline.fit(features, labels)
+    e.g. for the calibration folds of a temperature-scaled classifier or an inner grouped search;
+    likewise ``sample_weight`` (each row's share of its clip, with augmented copies)."""
+    final = pipeline.steps[-1][1] if isinstance(pipeline, Pipeline) else pipeline
+    prefix = f"{pipeline.steps[-1][0]}__" if isinstance(pipeline, Pipeline) else ""
+    extra = {"groups": groups, "sample_weight": sample_weight}
+    fit_params = {f"{prefix}{name}": value for name, value in extra.items() if value is not None and _takes(final, name)}
+    return pipeline.fit(features, labels, **fit_params)
 
 
-def _takes_groups(estimator: Any) -> bool:
+def _takes(estimator: Any, parameter: str) -> bool:
+    """Whether ``estimator.fit`` takes ``parameter``."""
     import inspect
 
-    return "groups" in inspect.signature(estimator.fit).parameters
+    return parameter in inspect.signature(estimator.fit).parameters
 
 
 def library_versions() -> dict[str, str]:
@@ -442,7 +446,7 @@ def train(
     from threadpoolctl import threadpool_limits
 
     with threadpool_limits(limits=1):  # as evaluation's folds: faster on few cores, the same rounding everywhere
-        pipeline = fit_pipeline(build_pipeline(classifier, seed=seed), table, rows.labels, groups)
+        pipeline = fit_pipeline(build_pipeline(classifier, seed=seed), table, rows.labels, groups, rows.weights if augmented else None)
     base_card = {
         "name": classifier,
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),

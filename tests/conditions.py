@@ -4,7 +4,7 @@ recorder would save them: one writer for ``tests/test_robustness.py`` and ``benc
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -34,23 +34,32 @@ def babble_talkers(crema_d_root: Path, sample_rate: int, count: int = 24) -> lis
     return [audio.load(clip, sample_rate=sample_rate) for clip in clips[:: max(1, len(clips) // count)][:count]]
 
 
-def write_conditions(clips: Sequence[Path], talkers: Sequence[np.ndarray], folder: Path) -> dict[str, list[Path]]:
-    """Each clip saved clean and with each condition, as 16-bit WAV at the clip's own rate (what
-    a sound card gives), samples beyond full scale clipped, into ``folder/<folder_name(condition)>/``:
+def write_conditions(
+    clips: Sequence[Path],
+    talkers: Sequence[np.ndarray],
+    folder: Path,
+    *,
+    only: Collection[str] | None = None,
+    ending: str = ".wav",
+) -> dict[str, list[Path]]:
+    """Each clip saved clean and with each condition (those in ``only``, when given), as 16-bit
+    WAV (or FLAC, ``ending=".flac"``: the same samples) at the clip's own rate (what a sound card
+    gives), samples beyond full scale clipped, into ``folder/<folder_name(condition)>/``:
     condition (or :data:`CLEAN`) -> files, in clip order.
 
     Clip ``k`` draws its noise from a generator seeded with ``k``, so every run writes the same
     files. ``talkers`` (for babble) must be at the clips' rate.
     """
-    written: dict[str, list[Path]] = {CLEAN: [], **{name: [] for name in CONDITIONS}}
+    conditions = {name: condition for name, condition in CONDITIONS.items() if only is None or name in only}
+    written: dict[str, list[Path]] = {CLEAN: [], **{name: [] for name in conditions}}
     for index, clip in enumerate(clips):
         signal, sample_rate = soundfile.read(clip, dtype="float64")
         signal = audio.to_mono(signal)
         copies = {CLEAN: signal}
-        for name, condition in CONDITIONS.items():
+        for name, condition in conditions.items():
             copies[name] = condition.apply(signal, sample_rate, np.random.default_rng(index), talkers)
         for name, copy in copies.items():
-            target = folder / folder_name(name) / f"{clip.stem}.wav"
+            target = folder / folder_name(name) / f"{clip.stem}{ending}"
             target.parent.mkdir(parents=True, exist_ok=True)
             soundfile.write(target, np.clip(copy, -1.0, 1.0), sample_rate, subtype="PCM_16")
             written[name].append(target)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import os
 import re
 import shutil
@@ -149,6 +150,22 @@ def a_few_clips(actor_01: Path) -> list[Path]:
 
 
 # --- names and shape --------------------------------------------------------------------
+
+
+def test_the_golden_vectors_are_those_of_this_extractor_version(ravdess_root: Path, crema_d_root: Path) -> None:
+    """A change of any clip's vector must come with a new EXTRACTOR_VERSION, and a new version
+    with new golden vectors (``python tests/golden_vectors.py``): a feature cache or a model
+    never meets vectors other than its version's. rtol 1e-5 allows another machine's rounding."""
+    from golden_vectors import GOLDEN_FILE, extract_golden
+
+    golden = json.loads(GOLDEN_FILE.read_text())
+    assert golden["extractor_version"] == EXTRACTOR_VERSION, (
+        f"EXTRACTOR_VERSION is {EXTRACTOR_VERSION!r}, the golden vectors are version {golden['extractor_version']!r}: "
+        "write them again with `python tests/golden_vectors.py`"
+    )
+    for clip, vector in extract_golden().items():
+        assert_allclose(vector, golden["vectors"][clip], rtol=1e-5, atol=1e-6, err_msg=f"{clip}: the vector changed, "
+                        "and EXTRACTOR_VERSION did not: raise it (and write the golden vectors again)")
 
 
 def test_version_5_analysis_settings() -> None:

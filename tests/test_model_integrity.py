@@ -21,6 +21,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+from conftest import DATA_ROOT
 from ser_classic.cli import app
 from ser_classic.errors import ModelError
 from ser_classic.features import EXTRACTOR_VERSION
@@ -228,3 +229,23 @@ def test_the_same_train_command_in_two_fresh_processes_gives_the_same_model(smal
     assert first.classes == second.classes
     np.testing.assert_array_equal(first.predict_proba(features).to_numpy(), second.predict_proba(features).to_numpy())
     assert read_card(models[0])["classifier"] == "ensemble"  # the default configuration, with its randomized MLP
+
+
+@pytest.mark.parametrize("name", ["default", "ravdess8"])
+def test_a_bundled_model_was_trained_on_the_vectors_this_extractor_computes(name: str, ravdess_root: Path, crema_d_root: Path) -> None:
+    """Its training table matches the card (SHA-256 and fingerprint), and a sample of its
+    training clips, extracted again now, gives the stored vectors: a model trained on stale
+    cached vectors (an extractor change that kept its version) fails here."""
+    from numpy.testing import assert_allclose
+
+    from ser_classic.features import FeatureExtractor
+    from ser_classic.model_file import BUNDLED_MODELS
+    from ser_classic.training_table import TrainingTable, training_table_path
+
+    card = read_card(BUNDLED_MODELS[name])
+    table = TrainingTable.load(training_table_path(BUNDLED_MODELS[name]), card["training_table"])
+    assert table.features.shape == (card["training"]["n_clips"], card["n_features"])
+    assert sorted(set(table.labels)) == sorted(card["classes"])
+    sample = np.linspace(0, len(table.clips) - 1, 16).astype(int)
+    again = FeatureExtractor(n_jobs=2).extract_files([DATA_ROOT / clip for clip in table.clips[sample]])
+    assert_allclose(again.to_numpy(np.float32), table.features[sample], rtol=1e-5, atol=1e-5)

@@ -132,6 +132,9 @@ class TrainingRows(NamedTuple):
     speakers: np.ndarray
     #: Row position, among the original clips, of the clip each row is (a copy of).
     sources: np.ndarray
+    #: Each row's share of its clip: ``1 / (1 + copies of the clip)``, so that every training
+    #: clip weighs 1 in all, however many copies it has.
+    weights: np.ndarray
 
 
 def with_copies(
@@ -147,7 +150,9 @@ def with_copies(
     speaker ``"s (copy k)"``: per-speaker normalization then standardizes each set of copies with
     its own statistics, as it does a new speaker's clips, so that an augmentation's systematic
     shift (a higher pitch, say) is not left in the normalized copies. ``sources`` keeps a clip
-    and its copies together wherever training splits its data again (calibration folds).
+    and its copies together wherever training splits its data again (calibration folds), and
+    ``weights`` shares each clip's weight among its rows: copies show a classifier more ways a
+    clip may sound, not more clips, and its regularization keeps the strength it has without them.
     """
     import pandas as pd
 
@@ -161,6 +166,8 @@ def with_copies(
         label_parts.append(labels[complete])
         speaker_parts.append(np.char.add(speakers[complete].astype(str), f" (copy {k})"))
         source_parts.append(positions[complete])
+    sources = np.concatenate(source_parts)
+    rows_per_clip = np.bincount(sources, minlength=len(features))
     return TrainingRows(
-        pd.concat(tables), np.concatenate(label_parts), np.concatenate(speaker_parts), np.concatenate(source_parts)
+        pd.concat(tables), np.concatenate(label_parts), np.concatenate(speaker_parts), sources, 1.0 / rows_per_clip[sources]
     )
