@@ -63,7 +63,7 @@ class FeatureConfig:
     hop_length: int = HOP_LENGTH
     n_mels: int = 64
     n_mfcc: int = 20
-    spectral_floor_db: float = 65.0
+    spectral_floor_db: float = 70.0
     reference_percentile: float = 95.0
     f0_min_hz: float = 65.0
     f0_max_hz: float = 600.0
