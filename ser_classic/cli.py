@@ -620,6 +620,9 @@ def serve_app(
         Optional[Path],
         typer.Option(exists=True, file_okay=False, help="Folder of the selectable models (*.joblib); default: the bundled models."),
     ] = None,
+    keep_minutes: Annotated[
+        Optional[float], typer.Option(min=0.02, help="Uploads are deleted once this old, in minutes (default: the demo's).")
+    ] = None,
     verbose: VerboseOption = False,
 ) -> None:
     """Start the web demo (needs Gradio, from the `app` extra). `python app_gradio.py` in the source tree is this command.
@@ -635,7 +638,10 @@ def serve_app(
     from .demo import launch
 
     _setup_logging(verbose)
-    settings = {"max_seconds": max_seconds, "max_megabytes": max_megabytes, "concurrency": concurrency, "models_dir": models_dir}
+    settings = {
+        "max_seconds": max_seconds, "max_megabytes": max_megabytes, "concurrency": concurrency, "models_dir": models_dir,
+        "keep_uploads_minutes": keep_minutes,
+    }  # fmt: skip
     launch(host=host, port=port, share=share, **{name: value for name, value in settings.items() if value is not None})
 
 
