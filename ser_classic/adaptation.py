@@ -460,8 +460,9 @@ def adapt(
             _log.warning("left out: %s", checked)
         else:
             usable.append((path, label, speaker, checked))
+    features = np.array([row[3] for row in usable]) if usable else np.zeros((0, len(base_model.feature_names)))
     adapted = adapt_features(
-        base_model, base_table, np.array([row[3] for row in usable]).reshape(len(usable), -1), [row[1] for row in usable],
+        base_model, base_table, features, [row[1] for row in usable],
         [row[2] for row in usable], clips=[f"{USER_CORPUS}/{row[1]}/{Path(row[0]).name}" for row in usable], name=name, seed=seed,
     )
     adapted.card["adaptation"]["base"]["file"] = Path(model_file.path).name
