@@ -452,10 +452,9 @@ def adapt(
     speakers = table["speaker"].astype(str).tolist() if "speaker" in table.columns else ["unknown"] * len(table)
     rows = [(str(path), label, speaker) for path, label, speaker in zip(table["path"], labels, speakers) if label in kept_labels]
     extractor = FeatureExtractor(base_model.feature_config, cache_dir=cache_dir, n_jobs=n_jobs)
-    voiced_column = base_model.feature_names.index("voiced_fraction")
     usable = []
     for (path, label, speaker), (_, values) in zip(rows, extractor.iter_files([row[0] for row in rows], progress=progress)):
-        checked = speech_check(values, voiced_column, path)
+        checked = speech_check(values, base_model.feature_names, path)
         if isinstance(checked, SERError):
             _log.warning("left out: %s", checked)
         else:

@@ -132,8 +132,7 @@ def analyze_clip(
     values, frames = extract_frames(signal, config)
     if not np.all(np.isfinite(values)):
         raise AudioError("features are not finite", path)
-    voiced_column = model.feature_names.index("voiced_fraction")
-    row = classify_vector(str(path), speech_check(values, voiced_column, str(path)), model)
+    row = classify_vector(str(path), speech_check(values, model.feature_names, str(path)), model)
     tracks = signal_tracks(signal, config, frames=frames)
     frame = None
     if row["emotion"] != NO_SPEECH and signal.size > window_seconds * config.sample_rate:

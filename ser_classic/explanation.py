@@ -461,7 +461,7 @@ def _signal_vector(signal: np.ndarray, sample_rate: int | None, model: Model) ->
     if sample_rate is None:
         raise SERError("explaining a signal needs its sample_rate")
     values = extract_features(signal, sample_rate, model.feature_config).to_numpy()
-    checked = speech_check(values, model.feature_names.index("voiced_fraction"), "the signal")
+    checked = speech_check(values, model.feature_names, "the signal")
     if isinstance(checked, SERError):
         raise checked
     return checked

@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "NO_SPEECH",
+    "MIN_PITCH_RANGE_SEMITONES",
     "MIN_VOICED_FRACTION",
     "classify_vector",
     "model_and_vectors",
@@ -46,6 +47,10 @@ NO_SPEECH = "no speech"
 #: speech: dithered silence, hum and noise have none; the least voiced clip of RAVDESS and
 #: CREMA-D has 17%.
 MIN_VOICED_FRACTION = 0.05
+#: A clip whose pitch (10th to 90th percentile over its voiced frames) spans less than this many
+#: semitones is a steady tone, not speech: mains hum's harmonics measure 0.04; the flattest clip
+#: of RAVDESS and CREMA-D spans 0.36.
+MIN_PITCH_RANGE_SEMITONES = 0.2
 
 _log = logging.getLogger(__name__)
 
@@ -128,22 +133,35 @@ def model_and_vectors(
 
         loaded = load_model(model) if isinstance(model, ModelFile) else model
         extractor = FeatureExtractor(model.feature_config, cache_dir=cache_dir, n_jobs=n_jobs)
-        voiced_column = loaded.feature_names.index("voiced_fraction")
+        names = loaded.feature_names
         yield loaded, (
-            (path, speech_check(values, voiced_column, path)) for path, values in extractor.iter_files(paths, progress=progress)
+            (path, speech_check(values, names, path)) for path, values in extractor.iter_files(paths, progress=progress)
         )
 
 
-def speech_check(values: np.ndarray | SERError, voiced_column: int, path: str) -> np.ndarray | SERError:
-    """``values``, or a :class:`~ser_classic.errors.NoSpeechError` when the clip's share of
-    voiced frames (feature ``voiced_column``) is below :data:`MIN_VOICED_FRACTION`."""
-    if isinstance(values, SERError) or values[voiced_column] >= MIN_VOICED_FRACTION:
+def speech_check(values: np.ndarray | SERError, names: Sequence[str], path: str) -> np.ndarray | SERError:
+    """``values`` (a vector of the features ``names``), or a :class:`~ser_classic.errors.NoSpeechError`
+    when the clip holds no speech: fewer voiced frames than :data:`MIN_VOICED_FRACTION`
+    (silence, noise, hum below the pitch range), or a pitch that stays within
+    :data:`MIN_PITCH_RANGE_SEMITONES` over all its voiced frames (a steady tone: a harmonic of
+    mains hum inside the speech band, a beep; no voice holds its pitch so)."""
+    if isinstance(values, SERError):
         return values
-    return NoSpeechError(
-        f"no speech found ({values[voiced_column]:.0%} of the frames are voiced, at least "
-        f"{MIN_VOICED_FRACTION:.0%} are needed): silence, hum or noise is not classified",
-        path,
-    )
+    voiced = values[list(names).index("voiced_fraction")]
+    if voiced < MIN_VOICED_FRACTION:
+        return NoSpeechError(
+            f"no speech found ({voiced:.0%} of the frames are voiced, at least {MIN_VOICED_FRACTION:.0%} are needed): "
+            "silence, hum or noise is not classified",
+            path,
+        )
+    pitch_range = values[list(names).index("f0_semitone_range")]
+    if pitch_range < MIN_PITCH_RANGE_SEMITONES:
+        return NoSpeechError(
+            f"no speech found (a steady tone: its pitch stays within {pitch_range:.2f} semitones, a voice moves at least "
+            f"{MIN_PITCH_RANGE_SEMITONES:g}): hum or a beep is not classified",
+            path,
+        )
+    return values
 
 
 def speaker_of(path: str | PathLike[str], speakers: Mapping[str, str]) -> str:

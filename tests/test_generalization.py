@@ -172,13 +172,18 @@ def test_ser_evaluate_corpus_protocol_on_two_small_corpora(ravdess_root: Path, c
 
 
 def write_non_speech(folder: Path) -> dict[str, Path]:
-    """Three seconds each of dithered digital silence, 50 Hz mains hum and white noise (16 kHz)."""
+    """Three seconds each of dithered digital silence, 50 Hz mains hum (with its third harmonic),
+    white noise, digital silence, 60 Hz hum alone and a constant offset with dither (16 kHz)."""
     rate, rng = 16000, np.random.default_rng(1)
     seconds = np.arange(3 * rate) / rate
+    dither = (rng.integers(-1, 2, seconds.size) + rng.integers(-1, 2, seconds.size)) / 32768.0
     signals = {
-        "dithered-silence": (rng.integers(-1, 2, seconds.size) + rng.integers(-1, 2, seconds.size)) / 32768.0,
+        "dithered-silence": dither,
         "hum-50hz": 0.2 * np.sin(2 * np.pi * 50 * seconds) + 0.05 * np.sin(2 * np.pi * 150 * seconds),
         "white-noise": 0.1 * rng.standard_normal(seconds.size),
+        "digital-silence": np.zeros(seconds.size),
+        "hum-60hz": 0.3 * np.sin(2 * np.pi * 60 * seconds),
+        "offset": 0.3 + dither,
     }
     paths = {}
     for name, signal in signals.items():
@@ -192,11 +197,11 @@ def test_silence_hum_and_noise_get_no_speech_and_speech_keeps_its_emotion(tmp_pa
 
     paths = write_non_speech(tmp_path)
     rows = list(predict_files([*paths.values(), angry_clip], load_model(DEFAULT_MODEL_PATH)))
-    for row in rows[:3]:
-        assert row["emotion"] == NO_SPEECH
+    for name, row in zip(paths, rows):
+        assert row["emotion"] == NO_SPEECH, (name, row)
         assert row["confidence"] is None
-        assert "no speech found" in row["error"]
-    assert rows[3]["emotion"] not in (None, NO_SPEECH) and rows[3]["error"] == ""
+        assert ("digital silence" if name == "digital-silence" else "no speech found") in row["error"]
+    assert rows[-1]["emotion"] not in (None, NO_SPEECH) and rows[-1]["error"] == ""
 
 
 def test_ser_predict_writes_no_speech_rows_and_exits_1(tmp_path: Path, angry_clip: Path) -> None:
@@ -206,7 +211,7 @@ def test_ser_predict_writes_no_speech_rows_and_exits_1(tmp_path: Path, angry_cli
     assert result.exit_code == 1
     rows = [json.loads(line) for line in result.stdout.splitlines()]
     emotions = {Path(row["path"]).stem: row["emotion"] for row in rows}
-    assert emotions["dithered-silence"] == emotions["hum-50hz"] == emotions["white-noise"] == NO_SPEECH
+    assert {emotions[name] for name in ("dithered-silence", "hum-50hz", "white-noise", "digital-silence", "hum-60hz", "offset")} == {NO_SPEECH}
     assert emotions[angry_clip.stem] != NO_SPEECH
 
 
