@@ -463,15 +463,21 @@ def file_blocks(
 ) -> Iterator[tuple[np.ndarray, int]]:
     """A file's audio as ``(block, sample_rate)`` pairs at the analysis rate, as fast as it
     decodes, or with ``realtime`` at the recording's pace: each block is given when its last
-    sample would have been heard (blocks of 50 ms, as a sound card's).
+    sample would have been heard (blocks of 50 ms, as a sound card's). The file is checked now.
 
     Raises
     ------
     AudioError
         As :func:`ser_classic.audio.read_blocks`.
     """
+    audio.file_info(path)  # a missing or unreadable file is reported now, not at the first block
+    return _paced_file_blocks(path, realtime, block_seconds or (0.05 if realtime else 1.0), stop)
+
+
+def _paced_file_blocks(
+    path: str | PathLike[str], realtime: bool, seconds: float, stop: threading.Event | None
+) -> Iterator[tuple[np.ndarray, int]]:
     rate = audio.ANALYSIS_SAMPLE_RATE
-    seconds = block_seconds or (0.05 if realtime else 1.0)
     started = None
     heard = 0
     for block in audio.read_blocks(path, sample_rate=rate, block_seconds=seconds):
@@ -494,7 +500,7 @@ def stdin_blocks(
     or raw 16-bit little-endian mono PCM at ``sample_rate``.
 
     Blocks are yielded as soon as some audio has arrived (at most ``block_seconds`` each), so
-    a live producer is analysed live.
+    a live producer is analysed live. The header (or the first bytes) is read now.
 
     Raises
     ------
@@ -503,15 +509,23 @@ def stdin_blocks(
         without ``sample_rate``.
     """
     head = _read_exactly(stream, 4)
+    if not head:
+        raise AudioError("no audio on standard input", "<stdin>")
     if head in (b"RIFF", b"RF64"):
         sample_rate, channels, dtype, bytes_per_sample = _wav_header(stream)
+        head = b""
     else:
         if sample_rate is None:
-            raise AudioError("raw audio on standard input needs its sample rate (--rate)", "<stdin>")
+            raise AudioError("raw audio on standard input needs its sample rate (--rate), or send WAV", "<stdin>")
         channels, dtype, bytes_per_sample = 1, np.dtype("<i2"), 2
+    return _pipe_blocks(stream, head, sample_rate, channels, dtype, bytes_per_sample, block_seconds)
+
+
+def _pipe_blocks(
+    stream: IO[bytes], pending: bytes, sample_rate: int, channels: int, dtype: np.dtype, bytes_per_sample: int, block_seconds: float
+) -> Iterator[tuple[np.ndarray, int]]:
     frame_bytes = channels * bytes_per_sample
     chunk = max(frame_bytes, round(block_seconds * sample_rate) * frame_bytes)
-    pending = b"" if head in (b"RIFF", b"RF64") else head
     read = getattr(stream, "read1", stream.read)
     while True:
         data = read(chunk)
@@ -623,7 +637,8 @@ def microphone_blocks(
     device: int | str | None = None, *, block_seconds: float = 0.05, stop: threading.Event | None = None
 ) -> Iterator[tuple[np.ndarray, int]]:
     """The microphone's audio as ``(block, sample_rate)`` pairs, mono, at the device's own
-    rate, until ``stop`` is set or the generator is closed.
+    rate, until ``stop`` is set or the iterator is closed. The device is checked now; it
+    records from the first block asked for.
 
     ``device`` is an index or a part of a name from :func:`input_devices`; the system's
     default input when ``None``.
@@ -640,6 +655,11 @@ def microphone_blocks(
     except (sounddevice.PortAudioError, ValueError) as error:
         which = "no default microphone" if device is None else f"no microphone {device!r}"
         raise SERError(f"{which} ({error}); `ser listen --list-devices` lists the devices that can record") from None
+    return _recording(sounddevice, info, block_seconds, stop)
+
+
+def _recording(sounddevice: Any, info: Any, block_seconds: float, stop: threading.Event | None) -> Iterator[tuple[np.ndarray, int]]:
+    """The blocks of one input stream, opened at the first block asked for."""
     name, rate = str(info["name"]), int(info["default_samplerate"])
     arrived: queue.Queue[np.ndarray] = queue.Queue()
 
