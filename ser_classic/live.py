@@ -51,7 +51,6 @@ extra). :func:`listen` is the whole job: a source in, rows out until it ends or 
 from __future__ import annotations
 
 import logging
-import math
 import queue
 import threading
 import time
@@ -161,7 +160,7 @@ class StreamingAnalyser:
         # the stream
         self._source_rate: int | None = None
         self._resampler: Any = None
-        self._offset = np.float32(0)
+        self._n_input = 0  # samples at the source rate received
         self._n_samples = 0  # samples at the analysis rate received
         self._audio = np.zeros(0, dtype=np.float32)  # the raw samples from _audio_start on
         self._audio_start = 0
@@ -236,8 +235,9 @@ class StreamingAnalyser:
 
     def _finish(self) -> list[dict[str, Any]]:
         if self._resampler is not None:
-            tail = self._resampler.resample_chunk(np.zeros(0, dtype=np.float32), last=True) + self._offset
-            rows = self._advance(tail.astype(np.float32, copy=False))
+            tail = self._resampler.resample_chunk(np.zeros(0, dtype=np.float32), last=True)
+            length = round(self._n_input * self._rate / self._source_rate)  # as long as the input, to the sample
+            rows = self._advance(tail[: max(0, length - self._n_samples)].astype(np.float32, copy=False))
         else:
             rows = []
         if self._unfiltered.size:
@@ -252,8 +252,8 @@ class StreamingAnalyser:
 
     # ------------------------------------------------------------------------- the stream
     def _resample(self, samples: np.ndarray, sample_rate: int) -> np.ndarray:
-        """``samples`` at the analysis rate; the first block's mean goes around the resampler,
-        as in :func:`ser_classic.audio.read_blocks`."""
+        """``samples`` at the analysis rate (soxr "HQ", streaming: the output does not depend on
+        how the input was cut into blocks)."""
         import soxr
 
         if sample_rate <= 0:
@@ -262,12 +262,12 @@ class StreamingAnalyser:
             self._source_rate = sample_rate
             if sample_rate != self._rate:
                 self._resampler = soxr.ResampleStream(sample_rate, self._rate, 1, dtype="float32", quality="HQ")
-                self._offset = np.float32(samples.mean(dtype=np.float64)) if samples.size else np.float32(0)
         elif sample_rate != self._source_rate:
             raise SERError(f"the sample rate changed within the stream ({self._source_rate} Hz, then {sample_rate} Hz)")
+        self._n_input += samples.size
         if self._resampler is None:
             return samples
-        return self._resampler.resample_chunk(samples - self._offset) + self._offset
+        return self._resampler.resample_chunk(samples)
 
     def _advance(self, piece: np.ndarray) -> list[dict[str, Any]]:
         """Take in at most one hop of samples; return the row that falls due, if one does."""
@@ -415,8 +415,9 @@ def listen(
     or ``stop`` is set; then the last, shorter hop's row.
 
     ``blocks`` yields ``(samples, sample_rate)`` pairs: :func:`microphone_blocks`,
-    :func:`file_blocks`, :func:`stdin_blocks`, or any other. The extractor is warmed up before
-    the first block is asked for, so that the first rows are as prompt as the later ones.
+    :func:`file_blocks`, :func:`stdin_blocks`, or any other. The settings are checked and the
+    extractor warmed up now, before the first block is asked for, so that the first rows are
+    as prompt as the later ones.
     When the source fails (a microphone unplugged), the rows due up to then are yielded, then
     its :class:`SERError` is raised.
 
@@ -431,17 +432,27 @@ def listen(
         raise SERError(f"duration must be positive (got {duration_seconds} s)")
     analyser = StreamingAnalyser(model, window_seconds=window_seconds, hop_seconds=hop_seconds, smoothing=smoothing)
     warm_up(analyser.model.feature_config)
-    source = iter(blocks)
-    taken = 0.0  # seconds of the source taken
+    return _rows(analyser, iter(blocks), duration_seconds, stop)
+
+
+def _rows(
+    analyser: StreamingAnalyser,
+    source: Iterator[tuple[np.ndarray, int]],
+    duration_seconds: float | None,
+    stop: threading.Event | None,
+) -> Iterator[dict[str, Any]]:
+    """The rows of :func:`listen`, the source asked for its first block at the first row."""
+    taken = 0  # samples of the source taken
     try:
         for block, sample_rate in source:
             if stop is not None and stop.is_set():
                 break
-            if duration_seconds is not None:
-                block = block[: max(0, math.ceil((duration_seconds - taken) * sample_rate))]
-            taken += len(block) / sample_rate
+            limit = None if duration_seconds is None else round(duration_seconds * sample_rate)
+            if limit is not None:
+                block = block[: max(0, limit - taken)]
+            taken += len(block)
             yield from analyser.feed(block, sample_rate)
-            if duration_seconds is not None and taken >= duration_seconds:
+            if limit is not None and taken >= limit:
                 break
     except SERError:
         yield from analyser.close()
@@ -461,7 +472,7 @@ def file_blocks(
     block_seconds: float | None = None,
     stop: threading.Event | None = None,
 ) -> Iterator[tuple[np.ndarray, int]]:
-    """A file's audio as ``(block, sample_rate)`` pairs at the analysis rate, as fast as it
+    """A file's audio as mono ``(block, sample_rate)`` pairs at its own rate, as fast as it
     decodes, or with ``realtime`` at the recording's pace: each block is given when its last
     sample would have been heard (blocks of 50 ms, as a sound card's). The file is checked now.
 
@@ -470,14 +481,13 @@ def file_blocks(
     AudioError
         As :func:`ser_classic.audio.read_blocks`.
     """
-    audio.file_info(path)  # a missing or unreadable file is reported now, not at the first block
-    return _paced_file_blocks(path, realtime, block_seconds or (0.05 if realtime else 1.0), stop)
+    rate = audio.file_info(path).sample_rate  # a missing or unreadable file is reported now
+    return _paced_file_blocks(path, rate, realtime, block_seconds or (0.05 if realtime else 1.0), stop)
 
 
 def _paced_file_blocks(
-    path: str | PathLike[str], realtime: bool, seconds: float, stop: threading.Event | None
+    path: str | PathLike[str], rate: int, realtime: bool, seconds: float, stop: threading.Event | None
 ) -> Iterator[tuple[np.ndarray, int]]:
-    rate = audio.ANALYSIS_SAMPLE_RATE
     started = None
     heard = 0
     for block in audio.read_blocks(path, sample_rate=rate, block_seconds=seconds):
