@@ -491,3 +491,25 @@ def test_listen_stops_at_a_set_stop_event_between_blocks(recording: Path, model)
         if len(rows) == 3:
             stop.set()
     assert 3 <= len(rows) <= 5 and rows[-1]["end"] <= 4.25
+
+
+# --------------------------------------------------------------------------- the demo's Live tab, its handler
+def test_the_live_tab_handler_keeps_a_session_and_never_raises(recording: Path, tmp_path: Path) -> None:
+    from ser_classic.demo import MODELS_DIR, Limits, analyze_session, live_step
+
+    signal_, rate = soundfile.read(recording, dtype="int16", frames=9 * RATE)
+    session = None
+    for chunk in np.array_split(signal_, 18):  # what the browser sends every half second
+        headline, strip, session = live_step((rate, chunk), session, None)
+    assert session is not None and len(session.rows) >= 8  # the 9th is due when the resampler's last samples are out
+    emotions = {row["emotion"] for row in session.rows}
+    assert NON_SPEECH in emotions and len(emotions) >= 2
+    assert strip.count('class="live-row"') == len(session.rows) and all(f'data-emotion="{emotion}"' in strip for emotion in emotions)
+    assert headline.startswith("## ") and "listening" in headline
+    whole = analyze_session(session, limits=Limits(max_seconds=60))
+    assert whole.error == "" and whole.result["file_info"]["duration_seconds"] == pytest.approx(9.0, abs=0.01)
+    assert session.closed and len(session.rows) == 9  # analysing the session ends it
+    broken, _, kept = live_step((rate, signal_[:4800]), None, "no-such-model")
+    assert "Error" in broken and "unknown model" in broken and kept is None
+    nothing = analyze_session(None)
+    assert "no audio yet" in nothing.error
