@@ -474,7 +474,7 @@ def file_blocks(
 ) -> Iterator[tuple[np.ndarray, int]]:
     """A file's audio as mono ``(block, sample_rate)`` pairs at its own rate, as fast as it
     decodes, or with ``realtime`` at the recording's pace: each block is given when its last
-    sample would have been heard (blocks of 50 ms, as a sound card's). The file is checked now.
+    sample would have been heard (blocks of 20 ms, as a sound card's). The file is checked now.
 
     Raises
     ------
@@ -482,7 +482,7 @@ def file_blocks(
         As :func:`ser_classic.audio.read_blocks`.
     """
     rate = audio.file_info(path).sample_rate  # a missing or unreadable file is reported now
-    return _paced_file_blocks(path, rate, realtime, block_seconds or (0.05 if realtime else 1.0), stop)
+    return _paced_file_blocks(path, rate, realtime, block_seconds or (0.02 if realtime else 1.0), stop)
 
 
 def _paced_file_blocks(
@@ -644,7 +644,7 @@ def input_devices() -> list[dict[str, Any]]:
 
 
 def microphone_blocks(
-    device: int | str | None = None, *, block_seconds: float = 0.05, stop: threading.Event | None = None
+    device: int | str | None = None, *, block_seconds: float = 0.02, stop: threading.Event | None = None
 ) -> Iterator[tuple[np.ndarray, int]]:
     """The microphone's audio as ``(block, sample_rate)`` pairs, mono, at the device's own
     rate, until ``stop`` is set or the iterator is closed. The device is checked now; it
