@@ -29,6 +29,7 @@ _EXPORTS = {
     "analyze_clip": "analysis",
     "explain": "explanation",
     "Explanation": "explanation",
+    "adapt": "adaptation",
 }
 
 __all__ = ["__version__", *_EXPORTS]

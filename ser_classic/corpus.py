@@ -37,6 +37,8 @@ __all__ = [
     "read_corpus",
     "read_corpora",
     "select_classes",
+    "LABEL_SYNONYMS",
+    "canonical_label",
     "audio_formats",
     "find_audio_files",
     "count_audio_files",
@@ -72,6 +74,22 @@ EMOTION_SETS: dict[str, tuple[str, ...]] = {
     "crema6": tuple(sorted(CREMA_D_EMOTIONS.values())),
     "basic4": ("neutral", "happy", "sad", "angry"),
 }
+
+#: Other words people use for the labels of :data:`RAVDESS_EMOTIONS` (lower case).
+LABEL_SYNONYMS: dict[str, str] = {
+    "anger": "angry", "mad": "angry", "fear": "fearful", "afraid": "fearful", "scared": "fearful",
+    "happiness": "happy", "joy": "happy", "sadness": "sad", "disgusted": "disgust", "surprise": "surprised",
+    "neutrality": "neutral",
+}
+
+
+def canonical_label(label: str) -> str:
+    """A label in the corpora's vocabulary: case and surrounding blanks ignored, the usual
+    synonyms (anger -> angry, fear -> fearful, happiness -> happy, sadness -> sad, ...)
+    mapped; any other label is kept, in lower case."""
+    word = str(label).strip().lower()
+    return LABEL_SYNONYMS.get(word, word)
+
 
 _RAVDESS_NAME = re.compile(r"^(\d\d)-(\d\d)-(\d\d)-(\d\d)-(\d\d)-(\d\d)-(\d\d)$")
 _CREMA_D_NAME = re.compile(r"^(\d{4})_([A-Z]{3})_(ANG|DIS|FEA|HAP|NEU|SAD)_([A-Z]{2})$")

@@ -15,9 +15,11 @@ instead of a traceback, and tests can call it directly.
 from __future__ import annotations
 
 import functools
+import gc
 import html
 import logging
 import os
+import sys
 import tempfile
 import threading
 from collections import deque
@@ -55,7 +57,18 @@ TIMELINE_WINDOW_SECONDS = 3.0
 DEFAULT_CONCURRENCY = 2
 #: Requests that may wait in the queue before new ones are turned away.
 QUEUE_SIZE = 64
-#: Upload formats named on the page; every ending in :data:`ser_classic.audio.AUDIO_EXTENSIONS` is accepted.
+#: Uploads (and the files Gradio makes for the page) are deleted once this old (Gradio's
+#: ``delete_cache``); the page reads an upload again when another model is chosen, so it must
+#: outlive a visit.
+KEEP_UPLOADS_MINUTES = 10.0
+#: How often Gradio looks for files to delete: at most this, and at least ten times per keeping time.
+CACHE_CHECK_SECONDS = 60
+#: Browser sessions whose last outputs the server keeps (Gradio's ``state_session_capacity``);
+#: the oldest go first. The page needs none of them back.
+SESSIONS_KEPT = 100
+#: glibc malloc arenas of the server (its default is 8 per core): each thread that analyses
+#: grows an arena of its own to that analysis's peak, and keeps it.
+MALLOC_ARENAS = 2
 #: The Live tab's running timeline shows this many seconds of rows.
 LIVE_SHOWN_SECONDS = 60.0
 #: How often (seconds) the browser sends the microphone's audio in the Live tab.
@@ -75,6 +88,7 @@ UNPROCESSED_MICROPHONE = """<script>
     : constraints);
 })();
 </script>"""
+#: Upload formats named on the page; every ending in :data:`ser_classic.audio.AUDIO_EXTENSIONS` is accepted.
 UPLOAD_TYPES = (".wav", ".flac", ".ogg", ".mp3", ".m4a", ".aac", ".opus", ".amr", ".wma", ".mp4", ".mov", ".webm", ".mkv")
 
 
@@ -158,6 +172,43 @@ def _png_image(draw: Callable[[Path], Any]) -> Image:
         with PILImage.open(path) as picture:
             picture.load()
             return picture.copy()
+
+
+#: mallopt(3) option: the most arenas glibc makes for threads.
+_M_ARENA_MAX = -8
+#: Set once the process has analysed a clip: the next collection freezes what exists then.
+_warm = threading.Event()
+_frozen = threading.Event()
+
+
+def _limit_malloc_arenas() -> None:
+    """At server start, before its threads allocate: at most :data:`MALLOC_ARENAS` glibc arenas.
+
+    The server analyses in whichever of its worker threads is free, and glibc gives each thread
+    an arena of its own, which grows to the largest analysis it ran and keeps what is freed;
+    with a few arenas shared by all threads, freed memory is reused instead. Where the C
+    library is not glibc (no ``mallopt``), nothing changes.
+    """
+    import ctypes
+
+    mallopt = getattr(ctypes.CDLL(None), "mallopt", None) if sys.platform == "linux" else None
+    if mallopt is not None:
+        mallopt(_M_ARENA_MAX, MALLOC_ARENAS)
+
+
+def _release_memory() -> None:
+    """Before each served request: collect the garbage of the previous ones.
+
+    A request leaves its matplotlib figures in reference cycles (each artist points back to its
+    figure): megabytes that Python's collector would keep for many requests, and for which the
+    heap would grow. The first collection after a clip was analysed freezes what exists then
+    (modules, models, compiled code; and what requests in flight hold, kept for good), so that
+    later collections walk only what was made since: milliseconds instead of a tenth of a second.
+    """
+    gc.collect()
+    if _warm.is_set() and not _frozen.is_set():
+        _frozen.set()
+        gc.freeze()
 
 
 def _info_fields(info: audio.AudioInfo) -> dict[str, Any]:
@@ -534,8 +585,14 @@ def build_app(
     models_dir: str | os.PathLike[str] = MODELS_DIR,
     limits: Limits = Limits(),
     concurrency: int = DEFAULT_CONCURRENCY,
+    keep_uploads_minutes: float = KEEP_UPLOADS_MINUTES,
 ) -> gradio.Blocks:
-    """The demo page, its queue set up; call ``.launch()`` on it (see :func:`launch`)."""
+    """The demo page, its queue set up; call ``.launch()`` on it (see :func:`launch`).
+
+    Files uploaded to it, and those Gradio makes for its outputs, are deleted once
+    ``keep_uploads_minutes`` old. Each request first frees the garbage of the previous ones
+    (and, once a clip was analysed, freezes what exists then out of the garbage collector).
+    """
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
     import gradio as gr
 
@@ -543,7 +600,14 @@ def build_app(
     first = names[0] if names else None
 
     def run(path: str | None, model_name: str | None) -> Analysis:
-        analysis = analyze(path, model_name, models_dir=models_dir, limits=limits)
+        _release_memory()
+        if path and not Path(path).exists():  # deleted once keep_uploads_minutes old; the page still holds its name
+            reason = f"no longer on the server (uploads are kept {keep_uploads_minutes:g} min): upload it again"
+            analysis = _failure(Path(path).name, reason, model_name, None)
+        else:
+            analysis = analyze(path, model_name, models_dir=models_dir, limits=limits)
+        if not analysis.error:
+            _warm.set()
         return analysis._replace(
             timeline=gr.update(value=analysis.timeline, visible=analysis.timeline is not None),
             segments=gr.update(value=analysis.segments, visible=analysis.segments is not None),
@@ -553,7 +617,9 @@ def build_app(
         return model_view(model_name, models_dir)
 
     card_text, confusion_picture = show_model(first)
-    with gr.Blocks(title="ser-classic demo", analytics_enabled=False, delete_cache=(3600, 3600)) as demo:
+    keep_seconds = max(1, round(60 * keep_uploads_minutes))
+    delete_cache = (max(1, min(CACHE_CHECK_SECONDS, keep_seconds // 10)), keep_seconds)
+    with gr.Blocks(title="ser-classic demo", analytics_enabled=False, delete_cache=delete_cache) as demo:
         gr.Markdown(
             "# ser-classic: speech emotion recognition\n"
             "Hand-crafted acoustic features and a classical classifier. Upload a recording of one "
@@ -640,6 +706,7 @@ def build_app(
         live_audio.stop_recording(_live_stop, [live_session], live_outputs, api_visibility="private")
 
         def whole(session: LiveSession | None) -> tuple[str, Any]:
+            _release_memory()
             analysis = analyze_session(session, models_dir=models_dir, limits=limits)
             return analysis.summary, gr.update(value=analysis.timeline, visible=analysis.timeline is not None)
 
@@ -658,16 +725,21 @@ def launch(
     max_megabytes: float = Limits.max_megabytes,
     concurrency: int = DEFAULT_CONCURRENCY,
     models_dir: str | os.PathLike[str] = MODELS_DIR,
+    keep_uploads_minutes: float = KEEP_UPLOADS_MINUTES,
 ) -> None:
     """Serve the demo until interrupted: on ``host`` only, public share link only if ``share``.
 
     The addresses go to stdout, with this demo's own ``--share`` option where Gradio would
-    name its ``launch(share=True)``.
+    name its ``launch(share=True)``. The server keeps its memory bounded under load
+    (docs/demo.md, "Under load"): few malloc arenas, the last outputs of :data:`SESSIONS_KEPT`
+    sessions, uploads for ``keep_uploads_minutes``.
     """
+    _limit_malloc_arenas()
     limits = Limits(max_seconds=max_seconds, max_megabytes=max_megabytes)
-    demo = build_app(models_dir=models_dir, limits=limits, concurrency=concurrency)
+    demo = build_app(models_dir=models_dir, limits=limits, concurrency=concurrency, keep_uploads_minutes=keep_uploads_minutes)
     demo.launch(
         server_name=host,
+        state_session_capacity=SESSIONS_KEPT,
         server_port=port,
         share=share,
         max_file_size=limits.max_bytes,

@@ -254,6 +254,45 @@ def test_loopback_load_of_50_requests_8_at_a_time_has_no_errors(
     assert elapsed < 150, f"50 requests took {elapsed:.0f} s"
 
 
+def _uploads(folder: Path) -> list[Path]:
+    return [path for path in folder.rglob("*.flac") if path.is_file()]
+
+
+@pytest.mark.slow
+def test_uploads_are_deleted_once_as_old_as_asked_and_a_page_still_naming_one_is_told(
+    actor_01: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two dozen different clips leave nothing in Gradio's upload folder once ``--keep-minutes``
+    have passed; a page that analyses a deleted upload again (another model picked) gets a message."""
+    from gradio_client import Client
+
+    keep_seconds = 8
+    folder = tmp_path / "gradio"
+    monkeypatch.setenv("GRADIO_TEMP_DIR", str(folder))
+    port = free_port()
+    command = [
+        sys.executable, "app_gradio.py", "--port", str(port), "--keep-minutes", str(keep_seconds / 60),
+        "--models-dir", str(MODEL.parent),
+    ]  # fmt: skip
+    with serve(command, port, tmp_path / "demo.log") as (url, _):
+        client = Client(url, verbose=False)
+        requests = sorted(actor_01.glob("*.flac"))[:24]
+        with ThreadPoolExecutor(max_workers=2) as pool:  # the server's concurrency: no upload waits in the queue
+            answers = list(pool.map(lambda path: _ask(client, path), requests))
+        assert [outputs[2]["error"] for outputs in answers] == [""] * len(requests)
+        uploaded = _uploads(folder)
+        assert uploaded, "the uploads went to GRADIO_TEMP_DIR"
+        deadline = time.monotonic() + keep_seconds + 30
+        while _uploads(folder) and time.monotonic() < deadline:
+            time.sleep(1)
+        assert _uploads(folder) == []
+
+        payload = {"data": [{"path": str(uploaded[0]), "meta": {"_type": "gradio.FileData"}}, MODEL.stem]}
+        event = httpx.post(f"{url}/gradio_api/call/analyze", json=payload, timeout=30).json()
+        stream = httpx.get(f"{url}/gradio_api/call/analyze/{event['event_id']}", timeout=60).text
+    assert "no longer on the server" in stream and "upload it again" in stream
+
+
 def test_server_listens_on_loopback_only(server: tuple[str, subprocess.Popen]) -> None:
     import psutil
 
@@ -352,6 +391,43 @@ def test_a_long_recording_is_headed_by_its_share_of_speech_per_emotion_then_the_
     assert short.summary.startswith(f"## {short.result['emotion']}\n") and "speech_shares" not in short.result
 
 
+def test_a_requests_figures_are_freed_once_it_is_answered_and_none_stay_open_in_pyplot(angry_clip: Path) -> None:
+    """Nothing (pyplot, a cache) keeps a request's figures: after Gradio drew them, the collection
+    the next request starts with frees them; the Model tab's confusion matrix is closed too."""
+    import gc
+    import io
+    import weakref
+
+    import matplotlib.pyplot as plt
+
+    from ser_classic.demo import _release_memory, analyze, model_view
+
+    analysis = analyze(angry_clip, models_dir=MODEL.parent)
+    figures = [analysis.waveform, analysis.spectrogram, analysis.f0, analysis.why_figure]
+    for figure in figures:
+        figure.savefig(io.BytesIO(), format="webp")  # what gr.Plot sends to the page
+    freed = [weakref.ref(figure) for figure in figures]
+    assert model_view(MODEL.stem, MODEL.parent)[1] is not None
+    del analysis, figures, figure
+    gc.disable()  # only the demo's own collection may free them
+    try:
+        _release_memory()
+    finally:
+        gc.enable()
+    assert [reference() for reference in freed] == [None] * 4
+    assert plt.get_fignums() == []
+
+
+def test_the_demo_deletes_uploads_once_as_old_as_asked() -> None:
+    """Gradio's ``delete_cache``: files older than ``keep_uploads_minutes``, looked for every
+    minute at most and ten times per keeping time at least."""
+    from ser_classic.demo import KEEP_UPLOADS_MINUTES, build_app
+
+    assert build_app(models_dir=MODEL.parent).delete_cache == (60, 60 * KEEP_UPLOADS_MINUTES)
+    assert build_app(models_dir=MODEL.parent, keep_uploads_minutes=2).delete_cache == (12, 120)
+    assert build_app(models_dir=MODEL.parent, keep_uploads_minutes=0.1).delete_cache == (1, 6)
+
+
 def test_model_picker_lists_the_bundled_default_first(tmp_path: Path) -> None:
     from ser_classic.demo import available_models
     from ser_classic.models import DEFAULT_MODEL_PATH
@@ -410,7 +486,9 @@ def test_the_handler_reads_the_header_then_decodes_the_upload_once(angry_clip: P
 
 
 # ----------------------------------------------------------------------------- the launchers
-DEMO_OPTIONS = {"--host", "--port", "--share", "--max-seconds", "--max-megabytes", "--concurrency", "--models-dir"}
+DEMO_OPTIONS = {
+    "--host", "--port", "--share", "--max-seconds", "--max-megabytes", "--concurrency", "--models-dir", "--keep-minutes",
+}  # fmt: skip
 
 
 def _options(help_text: str) -> set[str]:
@@ -448,11 +526,17 @@ def test_ser_app_and_app_gradio_py_launch_the_packaged_demo_with_the_same_settin
 
     launches: list[dict[str, Any]] = []
     monkeypatch.setattr(demo, "launch", lambda **settings: launches.append(settings))
-    arguments = ["--port", "7999", "--share", "--max-seconds", "10", "--max-megabytes", "3", "--concurrency", "4", "--models-dir", str(tmp_path)]
+    arguments = [
+        "--port", "7999", "--share", "--max-seconds", "10", "--max-megabytes", "3", "--concurrency", "4", "--models-dir", str(tmp_path),
+        "--keep-minutes", "1.5",
+    ]  # fmt: skip
     assert CliRunner().invoke(app, ["app", *arguments]).exit_code == 0
     monkeypatch.setattr(sys, "argv", ["app_gradio.py", *arguments])
     with pytest.raises(SystemExit) as stop:
         runpy.run_path(str(PROJECT_ROOT / "app_gradio.py"), run_name="__main__")
     assert stop.value.code == 0
-    expected = {"host": "127.0.0.1", "port": 7999, "share": True, "max_seconds": 10.0, "max_megabytes": 3.0, "concurrency": 4, "models_dir": tmp_path}
+    expected = {
+        "host": "127.0.0.1", "port": 7999, "share": True, "max_seconds": 10.0, "max_megabytes": 3.0, "concurrency": 4,
+        "models_dir": tmp_path, "keep_uploads_minutes": 1.5,
+    }  # fmt: skip
     assert launches == [expected, expected]

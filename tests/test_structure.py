@@ -29,7 +29,7 @@ LAYERS: dict[str, int] = {
     "features.cache": 2, "features.extractor": 2, "features.transformer": 2, "features.augmented": 2,
     "features.descriptions": 2, "features.files": 2, "features.conditioning": 2, "features.preload": 2, "augmentation": 2, "defects": 2, "normalization": 2, "calibration": 2, "reference": 2,
     "corpus": 3, "model_file": 3, "plots": 3, "training_table": 3,
-    "models": 4,
+    "models": 4, "adaptation": 5,
     "evaluation": 5, "prediction": 5, "timeline": 5, "live": 5, "explanation": 5, "analysis": 5,
     "training": 6, "model_card": 6,
     "cli": 7, "demo": 7, "": 8,
