@@ -196,7 +196,7 @@ def render(realtime: dict, memory: list[dict], load_before: tuple, load_after: t
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("ravdess", type=Path, help="The RAVDESS folder (Actor_XX/*.flac).")
-    parser.add_argument("--seconds", type=float, default=None, help="Cut the realtime recording to this many seconds (default: all of it, ~150 s).")
+    parser.add_argument("--seconds", type=float, default=None, help="Cut the realtime recording to this many seconds (default: all of it, 136 s).")
     parser.add_argument("--hop", type=float, default=1.0)
     parser.add_argument("--minutes", type=float, nargs="+", default=[5.0, 60.0], help="Lengths of the memory runs.")
     parser.add_argument("--model", default=None, help="Model file or bundled name (default: the bundled default).")

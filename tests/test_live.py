@@ -3,7 +3,7 @@
 The recording under test is made of RAVDESS clips of actors 21-24: for each actor, three clips
 of one emotion (angry, sad, happy, fearful in turn), each trimmed as the extractor trims clips,
 0.3 s apart (one stretch of speech, as a speaker's sentences), and 2 s of quiet noise (-80
-dBFS) between emotions; 48 kHz, 16-bit, about two minutes and a half. The model is the bundled default,
+dBFS) between emotions; 48 kHz, 16-bit, 136 s. The model is the bundled default,
 as ``ser listen`` uses it.
 
 No test needs a real microphone: the microphone's failures are those of a stand-in for the
