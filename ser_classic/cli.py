@@ -11,6 +11,7 @@ import json
 import logging
 import os
 import sys
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
@@ -515,6 +516,112 @@ def timeline(
     except KeyboardInterrupt as stop:
         left = f"{output} left as it was" if output is not None else "the rows on stdout are incomplete"
         raise _stopped(stop, f"{left}: run the same command again") from None
+
+
+def _live_line(row: dict[str, Any]) -> str:
+    """A live row as one short line for a person watching a terminal."""
+    when = f"{row['start']:7.1f} -{row['end']:7.1f} s"
+    if not row["speech"]:
+        return f"{when}  non-speech"
+    return f"{when}  {row['emotion']:<10} {row['confidence']:4.0%}  {'█' * round(row['confidence'] * 20)}"
+
+
+@app.command()
+def listen(
+    input_file: Annotated[
+        Optional[str],
+        typer.Option("--input", "-i", help="Listen to this file instead of the microphone, or - for WAV or raw 16-bit mono PCM (see --rate) on standard input."),
+    ] = None,
+    device: Annotated[Optional[str], typer.Option(help="Microphone: an index or part of a name from --list-devices (default: the system's default input).")] = None,
+    list_devices: Annotated[bool, typer.Option("--list-devices", help="List the devices that can record, and exit.")] = False,
+    realtime: Annotated[bool, typer.Option("--realtime", help="With --input FILE: at the recording's pace, as if it were being spoken now (default: as fast as possible).")] = False,
+    rate: Annotated[Optional[int], typer.Option(help="Sample rate in Hz of raw audio on standard input (--input -); a WAV header states its own.")] = None,
+    duration: Annotated[Optional[float], typer.Option(help="Stop after this many seconds of audio.")] = None,
+    window: Annotated[float, typer.Option(help="Analysis window in seconds.")] = 3.0,
+    hop: Annotated[float, typer.Option(help="One row every this many seconds (at most --window).")] = 1.0,
+    smoothing: Annotated[float, typer.Option(help="Mean of the probabilities over the windows of the last this many seconds of the same speech (0: off).")] = 0.0,
+    model: Annotated[Optional[Path], typer.Option("--model", "-m", help="Model file (.joblib) or bundled model name: default (6 emotions, RAVDESS + CREMA-D; used when omitted) or ravdess8 (8 emotions, RAVDESS).")] = None,
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Also write the rows here, each as it comes (the file is replaced).")] = None,
+    output_format: Annotated[Optional[str], typer.Option("--format", "-f", help="csv, jsonl or table (one short line per row); default from --output's ending, table on a terminal, else csv.")] = None,
+    verbose: VerboseOption = False,
+) -> None:
+    """Emotion while someone speaks: the microphone (or a file, or a pipe), one row per hop.
+
+    Every --hop seconds a row is written, as soon as it is due: speech or not, and over
+    speech the emotion of the last --window seconds of it. Rows: start, end, speech, emotion,
+    confidence, p_<class>..., as `ser timeline` writes them (a speech row's start and end are
+    its window's). Rows go to stdout (and to --output, each as it comes) until Ctrl-C,
+    SIGTERM, --duration or the end of the input: then the output is complete and the exit
+    code 0. A microphone lost mid-stream keeps the rows so far, says so and exits with 2.
+
+    The microphone needs the `live` extra (sounddevice, and PortAudio: on Debian or Ubuntu
+    apt-get install libportaudio2).
+
+    Example: ser listen --input interview.flac --realtime --format jsonl --output live.jsonl
+    """
+    import signal
+
+    from .errors import SERError
+    from .interruption import stop_requests
+    from .outputs import RowWriter, format_for
+
+    _setup_logging(verbose)
+    written = 0
+    try:
+        with stop_requests() as stop:
+            if list_devices:
+                from .live import input_devices
+
+                devices = input_devices()
+                for found in devices:
+                    typer.echo(f"{found['index']:>3} {'*' if found['default'] else ' '} {found['name']}  "
+                               f"({found['channels']} channels, {found['default_sample_rate']} Hz)")
+                if not devices:
+                    raise SERError("no device can record (no microphone found)")
+                return
+            fmt = format_for(output, output_format) if output_format or output else ("table" if sys.stdout.isatty() else "csv")
+            if output is not None and fmt == "table":
+                raise SERError("--output takes csv or jsonl rows; table is for a terminal")
+            if input_file is None and (realtime or rate is not None):
+                raise SERError("--realtime and --rate go with --input")
+            from .live import file_blocks, listen as listen_to, microphone_blocks, stdin_blocks
+            from .models import load_model
+            from .timeline import timeline_columns
+
+            loaded = load_model(model)
+            columns = timeline_columns(loaded.classes)
+            if input_file == "-":
+                source, what = stdin_blocks(sys.stdin.buffer, sample_rate=rate), "standard input"
+            elif input_file is not None:
+                source, what = file_blocks(Path(input_file), realtime=realtime, stop=stop), input_file
+            else:
+                device_key = int(device) if device is not None and device.isdigit() else device
+                source = microphone_blocks(device_key, stop=stop)
+                what = "the default microphone" if device is None else f"microphone {device}"
+            rows = listen_to(source, loaded, window_seconds=window, hop_seconds=hop, smoothing=smoothing, duration_seconds=duration, stop=stop)
+            with open(output, "w", encoding="utf-8", newline="") if output is not None else nullcontext(None) as saved:
+                to_file = RowWriter(saved, columns, fmt) if saved is not None else None
+                to_stdout = None if output is not None or fmt == "table" else RowWriter(sys.stdout, columns, fmt)
+                terminal = fmt == "table" or (output is not None and sys.stdout.isatty())
+                typer.echo(f"ser: listening to {what}; Ctrl-C stops", err=True)
+                for row in rows:
+                    for writer in (to_file, to_stdout):
+                        if writer is not None:
+                            writer.write(row)
+                    if terminal:
+                        typer.echo(_live_line(row))
+                        sys.stdout.flush()
+                    written += 1
+    except SERError as error:
+        if written:
+            typer.echo(f"ser: {written} row(s) written before the error", err=True)
+        raise _fail(error) from None
+    except OSError as error:  # the output's disk or pipe
+        raise _fail(SERError(f"cannot write the rows ({error.strerror or error})", output)) from None
+    except KeyboardInterrupt as stop_now:
+        raise _stopped(stop_now, f"{written} row(s) written") from None
+    if stop.is_set() and stop.signal_number is not None:
+        typer.echo(f"ser: stopped by {signal.Signals(stop.signal_number).name}: {written} row(s) written", err=True)
 
 
 @app.command()

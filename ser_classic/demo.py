@@ -4,7 +4,9 @@ Run ``ser app`` (or ``python app_gradio.py`` in the source tree, the same comman
 http://127.0.0.1:7860. A thin layer over the library: one upload is one
 :func:`ser_classic.analysis.analyze_clip` (the row ``ser predict`` gives the file, the tracks
 of the pictures and the timeline), drawn with :mod:`ser_classic.plots` and
-:mod:`ser_classic.timeline`; the Model tab is :mod:`ser_classic.model_card`.
+:mod:`ser_classic.timeline`; the Model tab is :mod:`ser_classic.model_card`. The Live tab streams
+the browser's microphone through :class:`ser_classic.live.StreamingAnalyser`, one
+:class:`LiveSession` per browser tab (:func:`live_step` is its whole handler).
 
 :func:`analyze` is the whole request handler; it never raises, so the web page shows a message
 instead of a traceback, and tests can call it directly.
@@ -14,11 +16,13 @@ from __future__ import annotations
 
 import functools
 import gc
+import html
 import logging
 import os
 import sys
 import tempfile
 import threading
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,13 +34,18 @@ from .models import DEFAULT_MODEL_PATH, Model, load_model, read_card
 
 if TYPE_CHECKING:
     import gradio
+    import numpy as np
     import pandas as pd
     from matplotlib.figure import Figure
     from PIL.Image import Image
 
     from .analysis import ClipAnalysis
+    from .live import StreamingAnalyser
 
-__all__ = ["Limits", "Analysis", "available_models", "analyze", "model_view", "build_app", "launch"]
+__all__ = [
+    "Limits", "Analysis", "LiveSession", "available_models", "analyze", "analyze_session", "live_step", "live_view", "model_view",
+    "build_app", "launch",
+]  # fmt: skip
 
 _log = logging.getLogger("ser_classic.app")
 
@@ -60,6 +69,25 @@ SESSIONS_KEPT = 100
 #: glibc malloc arenas of the server (its default is 8 per core): each thread that analyses
 #: grows an arena of its own to that analysis's peak, and keeps it.
 MALLOC_ARENAS = 2
+#: The Live tab's running timeline shows this many seconds of rows.
+LIVE_SHOWN_SECONDS = 60.0
+#: How often (seconds) the browser sends the microphone's audio in the Live tab.
+LIVE_STREAM_EVERY_SECONDS = 0.5
+#: Longest live session (seconds of processing; Gradio's time limit of a stream).
+LIVE_TIME_LIMIT_SECONDS = 900
+#: Put in the page's head: the browser is asked for the microphone's sound as it is, without
+#: echo cancellation, noise suppression or automatic gain. The models learnt from unprocessed
+#: recordings, and automatic gain flattens the loudness that tells anger from calm.
+UNPROCESSED_MICROPHONE = """<script>
+(() => {
+  const devices = navigator.mediaDevices;
+  if (!devices || !devices.getUserMedia) return;
+  const ask = devices.getUserMedia.bind(devices);
+  devices.getUserMedia = (constraints) => ask(constraints && constraints.audio === true
+    ? {...constraints, audio: {echoCancellation: false, noiseSuppression: false, autoGainControl: false}}
+    : constraints);
+})();
+</script>"""
 #: Upload formats named on the page; every ending in :data:`ser_classic.audio.AUDIO_EXTENSIONS` is accepted.
 UPLOAD_TYPES = (".wav", ".flac", ".ogg", ".mp3", ".m4a", ".aac", ".opus", ".amr", ".wma", ".mp4", ".mov", ".webm", ".mkv")
 
@@ -378,6 +406,171 @@ def model_view(model_name: str | None, models_dir: str | os.PathLike[str] = MODE
         return f"### Error: cannot show the card of `{name}`\n\n{type(error).__name__}: {error}", None
 
 
+class LiveSession:
+    """One browser tab's live stream: its :class:`~ser_classic.live.StreamingAnalyser`, the rows
+    of the last :data:`LIVE_SHOWN_SECONDS`, and the last ``max_seconds`` of its audio (as the
+    browser sent it) for an analysis of the whole session afterwards. Bounded memory."""
+
+    def __init__(self, model_name: str, model: Model, max_seconds: float) -> None:
+        from .live import StreamingAnalyser
+
+        self.model_name, self.classes = model_name, model.classes
+        self.analyser: StreamingAnalyser = StreamingAnalyser(model, window_seconds=TIMELINE_WINDOW_SECONDS)
+        self.rows: deque[dict[str, Any]] = deque()
+        self.max_seconds = max_seconds
+        self._audio: deque[np.ndarray] = deque()
+        self._audio_samples = 0
+        self.sample_rate: int | None = None
+        self.closed = False
+
+    def feed(self, samples: np.ndarray, sample_rate: int) -> list[dict[str, Any]]:
+        """Analyse the next chunk; keep its audio and its rows."""
+        import numpy as np
+
+        rows = self.analyser.feed(samples, sample_rate)
+        self.sample_rate = sample_rate
+        mono = samples if samples.ndim == 1 else samples.mean(axis=1).astype(samples.dtype)
+        self._audio.append(np.asarray(mono))
+        self._audio_samples += mono.shape[0]
+        while self._audio and self._audio_samples - self._audio[0].shape[0] >= self.max_seconds * sample_rate:
+            self._audio_samples -= self._audio.popleft().shape[0]
+        return self._keep(rows)
+
+    def close(self) -> list[dict[str, Any]]:
+        """End the stream: the last rows."""
+        if self.closed:
+            return []
+        self.closed = True
+        return self._keep(self.analyser.close())
+
+    def _keep(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        self.rows.extend(rows)
+        while self.rows and self.rows[0]["end"] < self.analyser.seconds - LIVE_SHOWN_SECONDS:
+            self.rows.popleft()
+        return rows
+
+    def clip(self) -> tuple[int, np.ndarray] | None:
+        """The session's kept audio as ``(sample_rate, samples)``, or ``None`` before any."""
+        import numpy as np
+
+        if not self._audio or self.sample_rate is None:
+            return None
+        return self.sample_rate, np.concatenate(list(self._audio))
+
+
+def live_view(session: LiveSession | None, message: str = "") -> tuple[str, str]:
+    """The Live tab's headline (Markdown: the current emotion, or no speech) and its running
+    timeline (HTML: one cell per row of the last :data:`LIVE_SHOWN_SECONDS`, coloured by
+    emotion, each with its times and emotion in ``data-`` attributes and a tooltip)."""
+    from .live import NON_SPEECH
+    from .timeline import timeline_colours
+
+    if session is None or not session.rows:
+        waiting = message or "Press **Record** and speak: a row every second, the emotion of the last 3 s of speech."
+        return f"## Listening…\n\n{waiting}", ""
+    last = session.rows[-1]
+    seconds = session.analyser.seconds
+    if last["speech"]:
+        headline = f"## {last['emotion']} {last['confidence']:.0%}"
+    else:
+        headline = "## no speech"
+    status = "stopped" if session.closed else "listening"
+    headline += f"\n\n{status} · {seconds:.0f} s · model `{session.model_name}`" + (f"\n\n{message}" if message else "")
+    colours = timeline_colours(session.classes)
+
+    def css(colour: tuple[float, float, float, float]) -> str:
+        return f"rgb({round(colour[0] * 255)}, {round(colour[1] * 255)}, {round(colour[2] * 255)})"
+
+    cells = []
+    for row in session.rows:
+        emotion = row["emotion"]
+        tip = f"{row['start']:.1f}-{row['end']:.1f} s: " + (f"{emotion} {row['confidence']:.0%}" if row["speech"] else NON_SPEECH)
+        cells.append(
+            f'<div class="live-row" data-start="{row["start"]}" data-end="{row["end"]}" data-emotion="{html.escape(emotion)}" '
+            f'title="{html.escape(tip)}" style="flex: 1 1 0; background: {css(colours.get(emotion, (0, 0, 0, 1)))}; '
+            f'opacity: {0.35 + 0.65 * (row["confidence"] or 1.0):.2f}"></div>'
+        )
+    empty = max(0, round(LIVE_SHOWN_SECONDS / session.analyser.hop_seconds) - len(cells))
+    cells = ['<div style="flex: 1 1 0"></div>'] * empty + cells  # the newest row on the right, at "now"
+    legend = " ".join(
+        f'<span style="white-space: nowrap"><span style="display: inline-block; width: 0.9em; height: 0.9em; '
+        f'background: {css(colour)}"></span> {html.escape(label)}</span>'
+        for label, colour in colours.items()
+    )
+    strip = (
+        f'<div style="display: flex; gap: 1px; height: 2.5em">{"".join(cells)}</div>'
+        f'<div style="display: flex; justify-content: space-between; font-size: 0.8em">'
+        f"<span>{LIVE_SHOWN_SECONDS:.0f} s ago</span><span>now ({seconds:.0f} s)</span></div>"
+        f'<div style="font-size: 0.85em">{legend}</div>'
+    )
+    return headline, strip
+
+
+def live_step(
+    chunk: tuple[int, np.ndarray] | None,
+    session: LiveSession | None,
+    model_name: str | None,
+    *,
+    models_dir: str | os.PathLike[str] = MODELS_DIR,
+    limits: Limits = Limits(),
+) -> tuple[str, str, LiveSession | None]:
+    """The Live tab's handler: one chunk of the browser's microphone in, the tab's headline and
+    running timeline out (:func:`live_view`), with the session to keep; never raises.
+
+    A new session starts with the first chunk, or after a stopped one, with the model chosen
+    then.
+    """
+    import numpy as np
+
+    if chunk is None:
+        return *live_view(session), session
+    try:
+        if session is None or session.closed:
+            name, model = _model(model_name, Path(models_dir))
+            session = LiveSession(name, model, limits.max_seconds)
+        sample_rate, samples = chunk
+        session.feed(np.asarray(samples), int(sample_rate))
+    except SERError as error:
+        return *live_view(session, f"**Error:** {error.reason}"), session
+    except Exception as error:  # the page shows a message, the log keeps the traceback
+        _log.exception("live analysis failed")
+        return *live_view(session, f"**Error:** unexpected ({type(error).__name__}: {error})"), session
+    return *live_view(session), session
+
+
+def _live_stop(session: LiveSession | None) -> tuple[str, str, LiveSession | None]:
+    if session is not None:
+        try:
+            session.close()
+        except SERError as error:
+            return *live_view(session, f"**Error:** {error.reason}"), session
+    return *live_view(session), session
+
+
+def analyze_session(
+    session: LiveSession | None,
+    model_name: str | None = None,
+    *,
+    models_dir: str | os.PathLike[str] = MODELS_DIR,
+    limits: Limits = Limits(),
+) -> Analysis:
+    """A live session ended and its kept audio analysed as a whole, as :func:`analyze` analyses
+    an upload (with the session's model unless ``model_name`` names another); never raises."""
+    import soundfile
+
+    clip = None if session is None else session.clip()
+    if session is None or clip is None:
+        return _failure("", "no audio yet: record with the microphone first", model_name, None)
+    try:
+        session.close()
+    except SERError as error:
+        _log.info("the live session's last rows failed: %s", error)
+    with tempfile.TemporaryDirectory(prefix="ser-live-") as folder:
+        path = Path(folder) / "live session.wav"
+        soundfile.write(path, clip[1], clip[0])
+        return analyze(path, model_name or session.model_name, models_dir=models_dir, limits=limits)
+
+
 def _limits_note(limits: Limits) -> str:
     return (
         f"Up to {limits.max_seconds:g} s and {limits.max_megabytes:g} MB per file, a video's picture included "
@@ -469,6 +662,20 @@ def build_app(
                 timeline_segments = gr.Dataframe(label="Segments", interactive=False, visible=False, elem_id="segments")
             with gr.Accordion("Result as JSON", open=False):
                 result = gr.JSON(label="Result", elem_id="result")
+        with gr.Tab("Live"):
+            gr.Markdown(
+                "Speak into the microphone: every second, whether you are speaking and, over speech, the emotion "
+                f"of the last {TIMELINE_WINDOW_SECONDS:g} s of it (`ser listen` does the same in a terminal). "
+                f"The strip shows the last {LIVE_SHOWN_SECONDS:.0f} s, grey where there is no speech. The last "
+                f"{limits.max_seconds:g} s of the session can be analysed as a whole when you stop."
+            )
+            live_audio = gr.Audio(sources=["microphone"], type="numpy", streaming=True, label="Microphone", elem_id="live-audio")
+            live_now = gr.Markdown(live_view(None)[0], elem_id="live-now")
+            live_strip = gr.HTML(elem_id="live-timeline")
+            live_whole = gr.Button("Analyse the whole session", elem_id="live-analyse")
+            live_summary = gr.Markdown(elem_id="live-summary")
+            live_picture = gr.Image(label="The whole session", type="pil", interactive=False, visible=False, elem_id="live-picture")
+            live_session = gr.State(None, time_to_live=LIVE_TIME_LIMIT_SECONDS)
         with gr.Tab("Model"):
             card = gr.Markdown(card_text, elem_id="card")
             confusion = gr.Image(
@@ -486,6 +693,26 @@ def build_app(
             run, inputs, outputs, api_visibility="private"
         )
         model_choice.change(show_model, [model_choice], [card, confusion], api_visibility="private")
+
+        def live(chunk: Any, session: LiveSession | None, model_name: str | None) -> tuple[str, str, LiveSession | None]:
+            return live_step(chunk, session, model_name, models_dir=models_dir, limits=limits)
+
+        live_outputs = [live_now, live_strip, live_session]
+        live_audio.start_recording(lambda session: None if session is None or session.closed else session, [live_session], [live_session], api_visibility="private")
+        live_audio.stream(
+            live, [live_audio, live_session, model_choice], live_outputs, stream_every=LIVE_STREAM_EVERY_SECONDS,
+            time_limit=LIVE_TIME_LIMIT_SECONDS, concurrency_limit=concurrency, concurrency_id="live", api_visibility="private",
+        )  # fmt: skip
+        live_audio.stop_recording(_live_stop, [live_session], live_outputs, api_visibility="private")
+
+        def whole(session: LiveSession | None) -> tuple[str, Any]:
+            _release_memory()
+            analysis = analyze_session(session, models_dir=models_dir, limits=limits)
+            return analysis.summary, gr.update(value=analysis.timeline, visible=analysis.timeline is not None)
+
+        live_whole.click(_live_stop, [live_session], live_outputs, api_visibility="private").then(
+            whole, [live_session], [live_summary, live_picture], api_visibility="private"
+        )
     return demo.queue(default_concurrency_limit=concurrency, max_size=QUEUE_SIZE)
 
 
@@ -519,6 +746,7 @@ def launch(
         ssr_mode=False,
         show_error=False,
         quiet=True,
+        head=UNPROCESSED_MICROPHONE,
         prevent_thread_lock=True,
     )
     public = f"public URL: {demo.share_url}" if demo.share_url else "a public link: add --share (`ser app --share`)"

@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import os
 import signal
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from types import FrameType
 
-__all__ = ["STOP_SIGNALS", "Stopped", "leave_stop_signals_to_parent", "stop_on_signals"]
+__all__ = ["STOP_SIGNALS", "StopRequest", "Stopped", "leave_stop_signals_to_parent", "stop_on_signals", "stop_requests"]
 
 #: The signals that stop a batch cleanly.
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
@@ -50,6 +51,36 @@ def stop_on_signals() -> Iterator[None]:
     previous = {number: signal.signal(number, stop) for number in STOP_SIGNALS}
     try:
         yield
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+
+
+class StopRequest(threading.Event):
+    """Set when a stop signal arrived; ``signal_number`` says which (``None`` until then)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.signal_number: int | None = None
+
+
+@contextmanager
+def stop_requests() -> Iterator[StopRequest]:
+    """Inside the block, the first of :data:`STOP_SIGNALS` sets the event it yields: a loop that
+    checks it between steps (a live stream between two blocks) ends cleanly, after the step
+    under way. A second signal raises :class:`Stopped`, for a step that would never end. The
+    earlier handlers come back after."""
+    request = StopRequest()
+
+    def stop(signal_number: int, frame: FrameType | None) -> None:
+        if request.is_set():
+            raise Stopped(signal_number)
+        request.signal_number = signal_number
+        request.set()
+
+    previous = {number: signal.signal(number, stop) for number in STOP_SIGNALS}
+    try:
+        yield request
     finally:
         for number, handler in previous.items():
             signal.signal(number, handler)

@@ -26,7 +26,7 @@ from .errors import SERError
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["RESUMABLE_FORMATS", "ROW_FORMATS", "format_for", "read_jsonl_rows", "read_rows", "write_rows", "write_table"]
+__all__ = ["RESUMABLE_FORMATS", "ROW_FORMATS", "RowWriter", "format_for", "read_jsonl_rows", "read_rows", "write_rows", "write_table"]
 
 #: Output formats of prediction rows.
 ROW_FORMATS = ("csv", "jsonl", "table")
@@ -61,19 +61,35 @@ def _csv_cell(value: Any) -> Any:
     return value
 
 
+class RowWriter:
+    """CSV (header first) or JSONL rows written to a text stream one at a time, each flushed as
+    it comes: a reader of the stream, or of the file under it, sees every row at once, and a
+    process killed outright leaves its rows complete but the last."""
+
+    def __init__(self, stream: IO[str], columns: Sequence[str], fmt: str) -> None:
+        if fmt not in RESUMABLE_FORMATS:
+            raise SERError(f"rows are written one at a time as csv or jsonl, not {fmt}")
+        self.stream, self.columns, self.format = stream, list(columns), fmt
+        self._csv = None
+        if fmt == "csv":
+            self._csv = csv.DictWriter(stream, fieldnames=self.columns, lineterminator="\n", quoting=csv.QUOTE_MINIMAL)
+            self._csv.writeheader()
+            stream.flush()
+
+    def write(self, row: dict[str, Any]) -> None:
+        if self._csv is not None:
+            self._csv.writerow({key: _csv_cell(row.get(key)) for key in self.columns})
+        else:
+            self.stream.write(json.dumps({key: _clean(row.get(key)) for key in self.columns}, ensure_ascii=False) + "\n")
+        self.stream.flush()
+
+
 def _write_stream(rows: Iterable[dict[str, Any]], columns: Sequence[str], fmt: str, stream: IO[str]) -> int:
     count = 0
-    if fmt == "csv":
-        writer = csv.DictWriter(stream, fieldnames=list(columns), lineterminator="\n", quoting=csv.QUOTE_MINIMAL)
-        writer.writeheader()
+    if fmt in RESUMABLE_FORMATS:
+        writer = RowWriter(stream, columns, fmt)
         for row in rows:
-            writer.writerow({key: _csv_cell(row.get(key)) for key in columns})
-            stream.flush()
-            count += 1
-    elif fmt == "jsonl":
-        for row in rows:
-            stream.write(json.dumps({key: _clean(row.get(key)) for key in columns}, ensure_ascii=False) + "\n")
-            stream.flush()
+            writer.write(row)
             count += 1
     else:
         import pandas as pd

@@ -45,6 +45,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ABSOLUTE_FLOOR_DBFS",
+    "LevelTrack",
     "NON_SPEECH",
     "find_speech",
     "frame_levels",
@@ -115,31 +116,52 @@ def _progress(
 
 
 # ----------------------------------------------------------------------------- speech regions
+class LevelTrack:
+    """:func:`frame_levels` block by block: blocks of one stream in, the levels of the frames
+    they complete out; for streams that never end (:mod:`ser_classic.live`).
+
+    Holds less than one frame of samples between calls.
+
+    Examples
+    --------
+    >>> track = LevelTrack()
+    >>> levels = np.concatenate([*map(track.push, blocks), track.close()])  # doctest: +SKIP
+    """
+
+    def __init__(self) -> None:
+        self._carry = np.zeros(FRAME_LENGTH // 2, dtype=np.float64)
+        #: Samples pushed so far.
+        self.n_samples = 0
+
+    def push(self, block: np.ndarray) -> np.ndarray:
+        """The levels (dBFS) of the frames that ``block`` completes: shape ``(n_new_frames,)``."""
+        self.n_samples += block.size
+        return self._take(np.concatenate([self._carry, np.asarray(block, dtype=np.float64)]))
+
+    def close(self) -> np.ndarray:
+        """The levels of the last frames, the stream's end zero-padded (as ``librosa.feature.rms``)."""
+        return self._take(np.concatenate([self._carry, np.zeros(FRAME_LENGTH // 2)]))
+
+    def _take(self, buffer: np.ndarray) -> np.ndarray:
+        if buffer.size < FRAME_LENGTH:
+            self._carry = buffer
+            return np.zeros(0)
+        squares = np.lib.stride_tricks.sliding_window_view(buffer**2, FRAME_LENGTH)[::HOP_LENGTH]
+        self._carry = buffer[squares.shape[0] * HOP_LENGTH :]
+        return 10.0 * np.log10(np.maximum(squares.mean(axis=1), _POWER_FLOOR))
+
+
 def frame_levels(blocks: Iterable[np.ndarray]) -> tuple[np.ndarray, int]:
     """Level (dBFS of the RMS) of centred frames over a stream of blocks, and the sample count.
 
     Frames are those of ``librosa.feature.rms(y, frame_length=FRAME_LENGTH, hop_length=HOP_LENGTH)``:
     frame ``k`` is centred on sample ``k * HOP_LENGTH`` of the zero-padded signal,
-    ``1 + n // HOP_LENGTH`` frames.
+    ``1 + n // HOP_LENGTH`` frames. See :class:`LevelTrack` for a stream that never ends.
     """
-    half = FRAME_LENGTH // 2
-    carry = np.zeros(half, dtype=np.float64)
-    levels: list[np.ndarray] = []
-    n_samples = 0
-
-    def take(buffer: np.ndarray) -> np.ndarray:
-        if buffer.size < FRAME_LENGTH:
-            return buffer
-        squares = np.lib.stride_tricks.sliding_window_view(buffer**2, FRAME_LENGTH)[::HOP_LENGTH]
-        levels.append(squares.mean(axis=1))
-        return buffer[squares.shape[0] * HOP_LENGTH :]
-
-    for block in blocks:
-        n_samples += block.size
-        carry = take(np.concatenate([carry, block.astype(np.float64)]))
-    take(np.concatenate([carry, np.zeros(half)]))
-    power = np.concatenate(levels) if levels else np.zeros(0)
-    return 10.0 * np.log10(np.maximum(power, _POWER_FLOOR)), n_samples
+    track = LevelTrack()
+    levels = [track.push(block) for block in blocks]
+    levels.append(track.close())
+    return np.concatenate(levels), track.n_samples
 
 
 def _runs(mask: np.ndarray) -> np.ndarray:

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from demo_support import free_port, serve, write_concatenation
 
@@ -181,3 +182,99 @@ def test_phone_and_video_call_recordings_are_analysed(
     assert f"{path.suffix.lstrip('.').upper()} ({codec.removeprefix('lib').upper()})" in page.locator("#file-info").inner_text()
     page.screenshot(path=str(tmp_path / "demo-format.png"), full_page=True)
     assert page.outside_requests == []
+
+
+# --------------------------------------------------------------------------- the Live tab
+#: Where the Live tab's test also saves its screenshot (docs/live.png for the docs), if set.
+LIVE_SCREENSHOT = os.environ.get("SER_LIVE_SCREENSHOT")
+
+
+@pytest.fixture(scope="module")
+def live_recording(actor_01: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """About 20 s of actor 1: four angry clips, then two sad ones, 1 s apart; 48 kHz 16-bit PCM
+    WAV, what Chromium's fake microphone plays."""
+    import soundfile
+
+    clips = [actor_01 / f"03-01-05-02-0{statement}-0{repetition}-01.flac" for statement in (1, 2) for repetition in (1, 2)]
+    clips += [actor_01 / f"03-01-04-02-0{statement}-01-01.flac" for statement in (1, 2)]
+    path = tmp_path_factory.mktemp("microphone") / "microphone.wav"
+    write_concatenation(clips, path)
+    assert soundfile.info(str(path)).subtype == "PCM_16"
+    return path
+
+
+@pytest.fixture(scope="module")
+def live_browser(live_recording: Path):
+    """Headless chromium whose fake microphone plays :func:`live_recording` once, then silence."""
+    from playwright.sync_api import sync_playwright
+
+    playwright = sync_playwright().start()
+    arguments = [*CHROMIUM_ARGS, f"--use-file-for-fake-audio-capture={live_recording}%noloop"]
+    try:
+        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=arguments)
+    except Exception as error:
+        playwright.stop()
+        reason = f"chromium could not start from {CHROMIUM} (apt-get install chromium): {error}"
+        if os.environ.get("CI"):
+            pytest.fail(reason)
+        pytest.skip(reason)
+    yield launched
+    launched.close()
+    playwright.stop()
+
+
+def test_live_tab_shows_the_emotions_of_the_microphone_as_they_come(
+    live_browser: Any, demo_url: str, live_recording: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    """The fake microphone plays a recording; the Live tab shows a row per second of its speech,
+    updated while it plays, with the majority emotion that `ser timeline` finds in it; the
+    session is then analysed as a whole."""
+    import time
+
+    import soundfile
+
+    from ser_classic.models import DEFAULT_MODEL_PATH, load_model
+    from ser_classic.timeline import speech_regions, speech_shares, timeline
+
+    model = load_model(DEFAULT_MODEL_PATH)
+    expected = speech_shares(timeline(live_recording, model)).index[0]
+    regions = speech_regions(live_recording, config=model.feature_config)
+    whole_seconds_of_speech = int(np.floor(regions["end"] - regions["start"]).sum())
+    duration = soundfile.info(str(live_recording)).duration
+
+    context = live_browser.new_context(viewport={"width": 1280, "height": 900}, permissions=["microphone"])
+    page = context.new_page()
+    outside: list[str] = []
+    page.on("request", lambda request: None if request.url.startswith((demo_url, "data:", "blob:")) else outside.append(request.url))
+    page.goto(demo_url)
+    page.get_by_role("tab", name="Live").click()
+    page.locator("#live-audio").get_by_role("button", name="Record", exact=True).click()
+    rows = page.locator("#live-timeline .live-row")
+    counts, started = [], time.monotonic()
+    pictured = LIVE_SCREENSHOT is None
+    while time.monotonic() - started < duration + 60 and rows.count() < np.ceil(duration) + 2:
+        counts.append((time.monotonic(), rows.count()))
+        if not pictured and counts[-1][1] >= 12 and rows.last.get_attribute("data-emotion") != "non-speech":
+            page.screenshot(path=LIVE_SCREENSHOT)  # the docs' picture: while someone speaks
+            pictured = True
+        page.wait_for_timeout(250)
+    emotions = [cell.get_attribute("data-emotion") for cell in rows.all()]
+    speech = [emotion for emotion in emotions if emotion != "non-speech"]
+    changes = [moment for (moment, count), (_, before) in zip(counts[1:], counts[:-1]) if count != before]
+    waits = np.diff(changes) if len(changes) > 1 else np.array([np.inf])
+    with capsys.disabled():
+        print(f"\n[live tab] {len(emotions)} rows ({len(speech)} speech) for {whole_seconds_of_speech} whole seconds of speech; "
+              f"page updates {np.mean(waits):.2f} s apart on average, at most {np.max(waits):.2f} s; majority {max(set(speech), key=speech.count) if speech else None}, "
+              f"ser timeline's {expected}")
+    assert len(speech) >= whole_seconds_of_speech
+    assert max(set(speech), key=speech.count) == expected
+    assert "non-speech" in emotions
+    assert np.mean(waits) <= 1.1 and np.max(waits) <= 3.0  # a row a second, even on a busy machine
+    page.screenshot(path=str(tmp_path / "live.png"), full_page=True)
+    page.locator("#live-audio").get_by_role("button", name="Stop").first.click()
+    page.locator("#live-analyse").click()
+    page.locator("#live-summary h2").wait_for(timeout=RESULT_TIMEOUT_MS)
+    assert expected in page.locator("#live-summary h2").inner_text()
+    assert "stopped" in page.locator("#live-now").inner_text()
+    assert outside == []
+    context.close()
