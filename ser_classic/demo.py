@@ -712,11 +712,12 @@ def adapt_clips(
             if not rows:
                 raise SERError("no usable clip: each was left out (see below)")
             step(0.05, f"Adapting `{base}` to {len(rows)} clips: their features, an estimate by cross-validation, the model")
-            # adapt leaves out a file, or a label, with a warning each: collected for the page
+            # adapt leaves out a file, or a label, with a warning each: collected for the page;
+            # one process (a server's thread, forking no pool), one core: analyses keep the other
             collected, adaptation_log = _Collected(), logging.getLogger(adapt.__module__)
             adaptation_log.addHandler(collected)
             try:
-                model = adapt(pd.DataFrame(rows), models[base], n_jobs=1, progress=report is not None, name=ADAPTED_NAME)
+                model = adapt(pd.DataFrame(rows), models[base], n_jobs=1, name=ADAPTED_NAME)
             finally:
                 adaptation_log.removeHandler(collected)
             for record in collected.records:
@@ -740,10 +741,11 @@ def adapt_clips(
         return Adaptation(f"### Error: cannot adapt `{base}`\n\nunexpected error ({type(error).__name__}: {error})", None, None)
     adaptation = model.card["adaptation"]
     counts = "".join(f"| {label} | {count} |\n" for label, count in adaptation["user_clips"].items())
+    estimate = _estimate(model.card)
     summary = (
         f"### `{base}` adapted to {adaptation['n_user_clips']} clips of yours\n\n"
         f"| class | your clips |\n|---|---:|\n{counts}\n"
-        f"**Estimate**: {_estimate(model.card)}.\n\n"
+        f"{estimate[:1].upper()}{estimate[1:]}.\n\n"
         + _left_out_markdown(left_out, notes)
         + f"This page now analyses with it: the Analyse tab's model is **{ADAPTED_CHOICE}** (in this browser tab only; "
         f"the server deletes it once {keep_minutes:g} min old). Download **{download.name}** below: `{model_path.name}` with "
@@ -877,7 +879,7 @@ def _adapt_tab(
 
     def run_adapt(
         uploads: list[str] | None, clips: pd.DataFrame | None, base_name: str | None, previous: str | None,
-        progress: gr.Progress = gr.Progress(track_tqdm=True),
+        progress: gr.Progress = gr.Progress(),  # not track_tqdm: it patches tqdm for the whole server
     ) -> tuple[str, str | None, str | None, Any]:
         _release_memory()
         folder = kept.new_folder()

@@ -658,7 +658,7 @@ def test_adapting_gives_an_estimate_and_a_zip_holding_a_model_that_loads(
     summary = outcome.summary
     assert summary.startswith("### `small` adapted to 19 clips of yours"), summary
     assert "| angry | 6 |" in summary and "| sad | 6 |" in summary and "| happy | 7 |" in summary
-    assert "**Estimate**: estimate on your 19 clips (2 folds grouped by speaker" in summary
+    assert "\n\nEstimate on your 19 clips (2 folds grouped by speaker" in summary
     for name, reason in [
         (silence.name, "digital silence"), (noise.name, "no speech found"), (text.name, "not a readable audio file"), ("never uploaded.wav", "not among the uploaded clips"),
         (happy[0].name + " (2)", "no label"),
@@ -712,6 +712,60 @@ def test_adapted_models_are_deleted_once_as_old_as_asked_and_nothing_outside_the
     assert not first.exists() and in_progress.exists() and outside.exists() and root.exists()
     kept.delete(in_progress)
     assert not second.exists() and root.exists()
+
+
+@pytest.mark.slow
+def test_served_adapt_tab_gives_its_page_alone_a_model_deleted_once_as_old_as_asked(
+    adapt_models: Path, your_clips: list[Path], angry_clip: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Through the API as the page calls it: the adapted model is the session's Analyse choice
+    (another session cannot pick it), a failed adaptation keeps it, and it is deleted once
+    ``--keep-minutes`` old, after which the page is told to adapt again."""
+    import zipfile
+
+    from gradio_client import Client, handle_file
+    from gradio_client.exceptions import AppError
+
+    from ser_classic.demo import ADAPTED_CHOICE
+    from ser_classic.models import load_model
+
+    keep_seconds = 30
+    server_temp = tmp_path / "server-temp"
+    server_temp.mkdir()
+    monkeypatch.setenv("TMPDIR", str(server_temp))
+    monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path / "gradio"))
+    port = free_port()
+    command = [
+        sys.executable, "app_gradio.py", "--port", str(port), "--models-dir", str(adapt_models), "--keep-minutes", str(keep_seconds / 60),
+    ]  # fmt: skip
+    with serve(command, port, tmp_path / "demo.log") as (url, _):
+        page, other_page = Client(url, verbose=False), Client(url, verbose=False)
+        summary, download, choice = page.predict(uploads=[handle_file(str(path)) for path in your_clips], base_name="small", api_name="/adapt")
+        assert summary.startswith("### `small` adapted to 18 clips of yours") and "Estimate on your 18 clips" in summary
+        assert choice["value"] == ADAPTED_CHOICE and [value for value, _ in choice["choices"]] == ["small", ADAPTED_CHOICE]
+        assert Path(download).name == "mine.zip"
+        with zipfile.ZipFile(download) as bundle:
+            bundle.extractall(tmp_path / "mine")
+        assert load_model(tmp_path / "mine" / "mine.joblib").card["adaptation"]["n_user_clips"] == 18
+
+        def analyse(client: Any) -> tuple:
+            return client.predict(handle_file(str(angry_clip)), ADAPTED_CHOICE, api_name="/analyze")
+
+        assert analyse(page)[2]["model"] == ADAPTED_CHOICE and f"model `{ADAPTED_CHOICE}`" in analyse(page)[0]
+        with pytest.raises(AppError, match="not in the list of choices"):
+            analyse(other_page)
+        summary, download, choice = page.predict(uploads=[handle_file(str(path)) for path in your_clips[:3]], base_name="small", api_name="/adapt")
+        assert summary.startswith("### Error: cannot adapt") and "at least two classes" in summary and download is None
+        assert analyse(page)[2]["error"] == "", "a failed adaptation keeps the page's model"
+        models = list(server_temp.glob("ser-adapted-*/*/mine.joblib"))
+        assert len(models) == 1 and not list(server_temp.glob("ser-adapted-*/*/clips-*")), "one model, no clips left"
+
+        deadline = time.monotonic() + keep_seconds + 30
+        while models[0].exists() and time.monotonic() < deadline:
+            time.sleep(1)
+        assert not models[0].exists() and list(server_temp.glob("ser-adapted-*/*")) == []
+        summary, _, result, *_ = analyse(page)
+        assert "adapt one in the Adapt tab" in result["error"] and summary.startswith("### Error")
 
 
 # ----------------------------------------------------------------------------- the launchers
