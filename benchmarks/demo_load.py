@@ -26,15 +26,12 @@ from __future__ import annotations
 import argparse
 import os
 import shlex
-import socket
-import subprocess
 import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from itertools import cycle, islice
 from pathlib import Path
@@ -43,6 +40,9 @@ from typing import Any
 from readme_section import write_json, write_section
 
 from ser_classic.demo import DEFAULT_CONCURRENCY
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from demo_support import free_port, serve  # noqa: E402  (one way to serve the demo for the tests and this benchmark)
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = Path(os.environ.get("SER_DATA_DIR", PROJECT_ROOT.parent / "shared" / "data")) / "ravdess"
@@ -64,44 +64,6 @@ class Checkpoint:
     rss_mb: float
     temp_mb: float
     temp_files: int
-
-
-def free_port() -> int:
-    """A TCP port free on the loopback interface right now."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-@contextmanager
-def served_demo(command: Sequence[str], port: int, env: dict[str, str], log_path: Path) -> Iterator[tuple[str, int]]:
-    """Run the demo ``command`` serving on ``port``; yield its URL and pid once it answers; stop it afterwards."""
-    import httpx
-
-    url = f"http://127.0.0.1:{port}"
-    with open(log_path, "wb") as log:
-        process = subprocess.Popen(list(command), cwd=PROJECT_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    try:
-        deadline = time.monotonic() + START_TIMEOUT_SECONDS
-        while True:
-            if process.poll() is not None:
-                raise SystemExit(f"the demo exited with code {process.returncode}:\n{log_path.read_text()}")
-            try:
-                if httpx.get(url, timeout=2.0).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                raise SystemExit(f"the demo did not answer within {START_TIMEOUT_SECONDS:.0f} s:\n{log_path.read_text()}")
-            time.sleep(0.5)
-        yield url, process.pid
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 def resident_mb(pid: int) -> float:
@@ -289,10 +251,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         temp_dir = Path(scratch) / "gradio"
         temp_dir.mkdir()
         log_path = args.log or Path(scratch) / "server.log"
-        env = {**os.environ, "GRADIO_TEMP_DIR": str(temp_dir), "GRADIO_ANALYTICS_ENABLED": "False", "PYTHONUNBUFFERED": "1"}
         print(f"$ {shlex.join(command)}  (GRADIO_TEMP_DIR={temp_dir})", flush=True)
         load_average = os.getloadavg()[0]
-        with served_demo(command, port, env, log_path) as (url, pid):
+        with serve(command, port, log_path, environment={"GRADIO_TEMP_DIR": str(temp_dir)}, timeout_seconds=START_TIMEOUT_SECONDS) as (url, server):
+            pid = server.pid
             load = LoadClient(url, args.model, session_per_request=args.sessions == "request")
             print(TABLE_HEADER, flush=True)
             checkpoints, latencies, failures = run_load(

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .errors import AudioError
+from .errors import AudioError, NoSpeechError
 
 if TYPE_CHECKING:
     import av.audio.frame
@@ -111,7 +111,8 @@ def check_signal(
     max_peak: float | None = MAX_PEAK_AMPLITUDE,
 ) -> None:
     """Raise :class:`AudioError` unless ``signal`` is finite, has no peak above ``max_peak``
-    (unchecked when ``None``), is long enough and not all zeros."""
+    (unchecked when ``None``), is long enough and not all zeros (a :class:`NoSpeechError`:
+    silence holds no speech)."""
     if signal.size == 0:
         raise AudioError("no audio samples (empty signal)", path)
     if not np.all(np.isfinite(signal)):
@@ -127,7 +128,7 @@ def check_signal(
             f"too short: {duration:.3f} s, at least {MIN_DURATION_SECONDS} s is needed", path
         )
     if not np.any(signal):
-        raise AudioError("digital silence: every sample is zero", path)
+        raise NoSpeechError("digital silence: every sample is zero", path)
 
 
 def _check_file(file_path: Path, path: str | PathLike[str]) -> None:

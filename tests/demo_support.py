@@ -31,18 +31,21 @@ def free_port() -> int:
 
 
 @contextmanager
-def serve(command: Sequence[str], port: int, log_path: Path) -> Iterator[tuple[str, subprocess.Popen]]:
+def serve(
+    command: Sequence[str], port: int, log_path: Path, *, environment: dict[str, str] | None = None, timeout_seconds: float = START_TIMEOUT_SECONDS
+) -> Iterator[tuple[str, subprocess.Popen]]:
     """Run ``command`` (which must serve on ``port``), wait until it answers, stop it afterwards.
 
     Yields the base URL and the process. The server's output goes to ``log_path``, quoted in
-    the failure when the server does not come up.
+    the failure when the server does not come up. ``environment``: variables set for it beside
+    this process's (``benchmarks/demo_load.py`` gives its own Gradio folder).
     """
-    env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", "PYTHONUNBUFFERED": "1"}
+    env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", "PYTHONUNBUFFERED": "1", **(environment or {})}
     url = f"http://127.0.0.1:{port}"
     with open(log_path, "wb") as log:
         process = subprocess.Popen(list(command), cwd=PROJECT_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     try:
-        deadline = time.monotonic() + START_TIMEOUT_SECONDS
+        deadline = time.monotonic() + timeout_seconds
         while True:
             if process.poll() is not None:
                 raise RuntimeError(f"the demo exited with code {process.returncode}:\n{log_path.read_text()}")
@@ -52,7 +55,7 @@ def serve(command: Sequence[str], port: int, log_path: Path) -> Iterator[tuple[s
             except httpx.HTTPError:
                 pass
             if time.monotonic() > deadline:
-                raise RuntimeError(f"the demo did not answer within {START_TIMEOUT_SECONDS:.0f} s:\n{log_path.read_text()}")
+                raise RuntimeError(f"the demo did not answer within {timeout_seconds:.0f} s:\n{log_path.read_text()}")
             time.sleep(0.5)
         yield url, process
     finally:
