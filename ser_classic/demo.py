@@ -399,6 +399,8 @@ ADAPTED_NAME = "mine"
 MAX_ADAPT_CLIPS = 300
 #: A zip's audio files may hold at most this many times :attr:`Limits.max_bytes` once extracted.
 MAX_ZIP_EXPANSION = 4
+#: Adapted models kept loaded (the pages analysing with theirs right now); the others load again when used.
+ADAPTED_MODELS_LOADED = 2
 #: The Adapt tab's table: a row per clip.
 CLIP_COLUMNS = ("file", "label", "speaker")
 _NO_ADAPTED_MODEL = (
@@ -679,8 +681,8 @@ def adapt_clips(
             table = pd.DataFrame([(clip.name, clip.label, clip.speaker) for clip in clips], columns=list(CLIP_COLUMNS))
         by_name = {clip.name: clip for clip in clips}
         chosen = []
-        for row in table.fillna("").astype(str).itertuples(index=False):
-            name, label, speaker = (str(value).strip() for value in row[:3])
+        for row in table.reindex(columns=list(CLIP_COLUMNS)).fillna("").astype(str).itertuples(index=False):
+            name, label, speaker = (value.strip() for value in row)
             if not name:  # an empty row of the table
                 continue
             if name not in by_name:
@@ -766,13 +768,20 @@ def adapted_model_view(model_path: str | os.PathLike[str] | None) -> tuple[str, 
         return text, picture
 
 
+@functools.lru_cache(maxsize=ADAPTED_MODELS_LOADED)
+def _load_adapted_model(path: str, mtime_ns: int, size: int) -> Model:
+    """One verified load per adapted model file, in a cache of its own: the pages' adapted models
+    never push the demo's own out, and a few at most stay in memory."""
+    return load_model(path)
+
+
 def _adapted_model(model_name: str | None, model_path: str | os.PathLike[str] | None) -> tuple[str, Model]:
     """A page's adapted model (a file of the server's, never a client's path)."""
     if model_path is None or not Path(model_path).is_file():
         raise ModelError(_NO_ADAPTED_MODEL)
     status = Path(model_path).stat()
     with _model_lock:
-        return model_name or Path(model_path).stem, _load_model(str(model_path), status.st_mtime_ns, status.st_size)
+        return model_name or Path(model_path).stem, _load_adapted_model(str(model_path), status.st_mtime_ns, status.st_size)
 
 
 class _AdaptedModels:
