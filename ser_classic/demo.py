@@ -681,8 +681,8 @@ def adapt_clips(
             table = pd.DataFrame([(clip.name, clip.label, clip.speaker) for clip in clips], columns=list(CLIP_COLUMNS))
         by_name = {clip.name: clip for clip in clips}
         chosen = []
-        for row in table.reindex(columns=list(CLIP_COLUMNS)).fillna("").astype(str).itertuples(index=False):
-            name, label, speaker = (value.strip() for value in row)
+        for row in table.reindex(columns=list(CLIP_COLUMNS), fill_value="").astype(object).fillna("").itertuples(index=False):
+            name, label, speaker = (str(value).strip() for value in row)
             if not name:  # an empty row of the table
                 continue
             if name not in by_name:
