@@ -196,8 +196,9 @@ def adapt_demo_url(small_model_path: Path, tmp_path_factory: pytest.TempPathFact
 def test_adapt_tab_adapts_to_uploaded_clips_and_the_page_then_analyses_with_that_model(
     browser: Any, adapt_demo_url: str, ravdess_root: Path, angry_clip: Path, tmp_path: Path
 ) -> None:
-    """Clips of 3 emotions of 2 actors uploaded in the Adapt tab, labelled from their names;
-    Adapt shows the estimate and the model's zip, which loads; the Analyse tab then uses it."""
+    """Adapt without clips is an error message; clips of 3 emotions of 2 actors uploaded in the
+    Adapt tab are labelled from their names; Adapt shows the estimate and the model's zip, which
+    loads; the Analyse tab then uses that model."""
     import zipfile
 
     from ser_classic.demo import ADAPTED_CHOICE
@@ -209,6 +210,9 @@ def test_adapt_tab_adapts_to_uploaded_clips_and_the_page_then_analyses_with_that
     page.on("request", lambda request: None if request.url.startswith((adapt_demo_url, "data:", "blob:")) else outside.append(request.url))
     page.goto(adapt_demo_url)
     page.get_by_role("tab", name="Adapt").click()
+    page.locator("#adapt").click()
+    page.locator("#adapt-result").get_by_text("no clips").wait_for(timeout=RESULT_TIMEOUT_MS)
+    assert "Error" in page.locator("#adapt-result").inner_text() and "Traceback" not in page.locator("body").inner_text()
     clips = labelled_clips(ravdess_root, (4, 5), ("05", "04", "03"), 2)
     page.locator("#adapt-files input[type=file]").set_input_files([str(path) for path in clips])
     page.locator("#adapt-table").get_by_text("Actor_05").first.wait_for(timeout=RESULT_TIMEOUT_MS)
