@@ -523,6 +523,8 @@ def _live_line(row: dict[str, Any]) -> str:
     when = f"{row['start']:7.1f} -{row['end']:7.1f} s"
     if not row["speech"]:
         return f"{when}  non-speech"
+    if row["confidence"] is None:
+        return f"{when}  speech, too short yet to tell"
     return f"{when}  {row['emotion']:<10} {row['confidence']:4.0%}  {'█' * round(row['confidence'] * 20)}"
 
 

@@ -25,7 +25,12 @@ with ``ser timeline`` on the same audio:
    ``window_seconds`` before its end (the hop's end while it goes on) and never before the
    region's start: as the timeline lays windows inside speech regions. It is trimmed and
    described exactly as ``ser predict`` treats a file holding only that window
-   (:func:`~ser_classic.features.extractor.extract_vector`), and classified.
+   (:func:`~ser_classic.features.extractor.extract_vector`), and classified. A region still
+   going on with less than ``min_emotion_seconds`` of speech so far gets no emotion yet: its
+   row is speech, with the emotion :data:`TOO_SHORT` and no probabilities (the models learnt
+   from whole utterances, mostly 2-4 s long; on the first half second of one the bundled
+   default mostly answers "fearful", with confidence). A region that ended shorter is classified whole, as the
+   timeline classifies it.
 4. **Smoothing** (``smoothing`` seconds, off by default): a trailing mean of the probabilities
    of this window and the earlier windows of the same speech region whose centres lie within
    ``smoothing`` seconds before its own. The timeline's mean is centred; a live one cannot
@@ -71,6 +76,8 @@ if TYPE_CHECKING:
 __all__ = [
     "BAND_CHUNK",
     "LIVE_EXTRA",
+    "MIN_EMOTION_SECONDS",
+    "TOO_SHORT",
     "StreamingAnalyser",
     "file_blocks",
     "input_devices",
@@ -86,6 +93,10 @@ LIVE_EXTRA = (
     "pip install 'ser-classic[live]' (sounddevice; on Linux also the PortAudio library: "
     "apt-get install libportaudio2)"
 )
+#: Speech an utterance still going on must hold before its rows get an emotion (seconds).
+MIN_EMOTION_SECONDS = 1.5
+#: The emotion of a speech row whose utterance is still too short to tell (:data:`MIN_EMOTION_SECONDS`).
+TOO_SHORT = "too-short"
 #: A microphone that delivers nothing for this long (seconds) is taken for lost.
 SILENT_DEVICE_SECONDS = 3.0
 
@@ -107,6 +118,9 @@ class StreamingAnalyser:
         speech region; ``0`` (the default) leaves each window's probabilities as they are.
     threshold_db, margin_db, min_silence_seconds, min_speech_seconds : float
         The speech detector's settings, as in :func:`ser_classic.timeline.timeline`.
+    min_emotion_seconds : float
+        Speech a region still going on must hold before its rows get an emotion
+        (:data:`TOO_SHORT` until then); at most ``window_seconds``.
     history_seconds : float
         How much of the past the noise floor is measured over.
 
@@ -130,6 +144,7 @@ class StreamingAnalyser:
         margin_db: float = 12.0,
         min_silence_seconds: float = 0.5,
         min_speech_seconds: float = 0.2,
+        min_emotion_seconds: float = MIN_EMOTION_SECONDS,
         history_seconds: float = 60.0,
     ) -> None:
         from .features.conditioning import SpeechBand
@@ -142,6 +157,8 @@ class StreamingAnalyser:
             )
         if min_speech_seconds < audio.MIN_DURATION_SECONDS:
             raise SERError(f"min_speech_seconds must be at least {audio.MIN_DURATION_SECONDS}")
+        if not 0 <= min_emotion_seconds <= window_seconds:
+            raise SERError(f"min_emotion_seconds must be between 0 and window_seconds (got {min_emotion_seconds})")
         if history_seconds < window_seconds:
             raise SERError(f"history_seconds must be at least window_seconds (got {history_seconds})")
         self.model = model or load_model()
@@ -154,6 +171,7 @@ class StreamingAnalyser:
         self._classes = self.model.classes
         self._feature_names = self.model.feature_names
         self._window = round(window_seconds * self._rate)
+        self._min_emotion = round(min_emotion_seconds * self._rate)
         self._hop = max(1, round(hop_seconds * self._rate))
         self._history = round(history_seconds * self._rate)
         self._top_db = _edge_db(config)
@@ -347,6 +365,14 @@ class StreamingAnalyser:
         if self._last_window_end is None or region_start > self._last_window_end:
             self._recent.clear()  # a new speech region: never smooth across a pause
         self._last_window_end = window_end
+        if window_end == end and not self._all_frames and window_end - window_start < self._min_emotion:
+            return {  # an utterance just begun: too little of it yet
+                "start": round(window_start / self._rate, 3),
+                "end": round(window_end / self._rate, 3),
+                "speech": True,
+                "emotion": TOO_SHORT,
+                **dict.fromkeys(self.columns[4:]),
+            }
         probabilities = self._smoothed(self._classify(window_start, window_end), (window_start + window_end) / 2 / self._rate)
         best = int(np.argmax(probabilities))
         return {

@@ -577,7 +577,7 @@ def speech_shares(frame: pd.DataFrame) -> pd.Series:
         Emotion -> share of the speech time (summing to 1), in decreasing order.
     """
     merged = segments(frame)
-    speech = merged[merged["emotion"] != NON_SPEECH]
+    speech = merged[(merged["emotion"] != NON_SPEECH) & merged["confidence"].notna()]  # live rows too short to tell: none
     seconds = (speech["end"] - speech["start"]).groupby(speech["emotion"]).sum()
     if seconds.sum() <= 0:
         return pd.Series(dtype=float, name="share")

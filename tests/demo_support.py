@@ -1,9 +1,10 @@
-"""Support for the demo's tests: the demo served for real in a child process, and recordings
-made of several RAVDESS clips."""
+"""Support for the demo's tests: the demo served for real in a child process, recordings
+made of several RAVDESS clips, a models folder to serve and clips to adapt a model to."""
 
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import subprocess
 import time
@@ -15,7 +16,7 @@ import httpx
 import numpy as np
 import soundfile
 
-__all__ = ["PROJECT_ROOT", "free_port", "serve", "write_concatenation"]
+__all__ = ["PROJECT_ROOT", "free_port", "labelled_clips", "models_folder", "serve", "write_concatenation"]
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 #: Importing Gradio and the library on a busy 2-core machine can take a while.
@@ -72,3 +73,22 @@ def write_concatenation(paths: Sequence[Path], target: Path, silence_seconds: fl
     gap = np.zeros(int(silence_seconds * sample_rate), dtype=np.float32)
     parts = [part for path in paths for part in (soundfile.read(path, dtype="float32")[0], gap)]
     soundfile.write(target, np.concatenate(parts), sample_rate)
+
+
+def models_folder(model: Path, folder: Path) -> Path:
+    """``folder`` (made) holding ``model`` with its card and training table: a demo's ``--models-dir``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for source in (model, model.with_suffix(".card.json"), model.with_name(f"{model.stem}.training.npz")):
+        shutil.copy(source, folder / source.name)
+    return folder
+
+
+def labelled_clips(ravdess_root: Path, actors: Sequence[int], emotions: Sequence[str], per_actor: int) -> list[Path]:
+    """RAVDESS clips (their names give the emotion and the actor): ``per_actor`` clips of each
+    emotion code (``"05"``: angry) of each actor."""
+    return [
+        path
+        for actor in actors
+        for emotion in emotions
+        for path in sorted((ravdess_root / f"Actor_{actor:02d}").glob(f"03-01-{emotion}-*.flac"))[:per_actor]
+    ]

@@ -16,7 +16,7 @@ import httpx
 import numpy as np
 import pytest
 import soundfile
-from demo_support import free_port, serve, write_concatenation
+from demo_support import free_port, labelled_clips, models_folder, serve, write_concatenation
 from media import write_encoded, write_video_only
 
 from ser_classic.models import DEFAULT_MODEL_PATH
@@ -483,6 +483,289 @@ def test_the_handler_reads_the_header_then_decodes_the_upload_once(angry_clip: P
     analysis = analyze(angry_clip, models_dir=MODEL.parent)
     assert analysis.error == "" and analysis.segments is not None
     assert len(opened) == 2, "one header read for the limits, one decode for the analysis"
+
+
+# ----------------------------------------------------------------------------- the Adapt tab
+#: Emotion codes of the clips adapted to: angry, sad, happy (classes of the small test model).
+ADAPT_EMOTIONS = ("05", "04", "03")
+
+
+@pytest.fixture(scope="module")
+def adapt_models(small_model_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A models folder holding the small test model with its card and training table: a base
+    that adapts in seconds (the bundled default takes 30-60 s)."""
+    return models_folder(small_model_path, tmp_path_factory.mktemp("adapt-models"))
+
+
+@pytest.fixture(scope="module")
+def your_clips(ravdess_root: Path) -> list[Path]:
+    """Clips of actors the small model never heard: 3 of each of 3 emotions, of 2 actors."""
+    return labelled_clips(ravdess_root, (4, 5), ADAPT_EMOTIONS, 3)
+
+
+def _zip(path: Path, members: dict[str, bytes | Path]) -> Path:
+    import zipfile
+
+    with zipfile.ZipFile(path, "w") as archive:
+        for name, content in members.items():
+            archive.writestr(name, content.read_bytes() if isinstance(content, Path) else content)
+    return path
+
+
+def test_adapt_labels_are_prefilled_from_file_names_and_zip_folders(tmp_path: Path) -> None:
+    from ser_classic.demo import CLIP_COLUMNS, clip_table, guess_label
+
+    assert guess_label("03-01-05-02-01-01-07.flac") == ("angry", "Actor_07")
+    assert guess_label("1001_DFA_SAD_XX.flac") == ("sad", "1001")
+    assert guess_label("Sadness take_2.m4a") == ("sad", "") and guess_label("me-ANGER.wav") == ("angry", "")
+    assert guess_label("hello.wav") == ("", "")
+    plain = tmp_path / "upload" / "happy clip.wav"
+    plain.parent.mkdir()
+    plain.write_bytes(b"RIFF")
+    archive = _zip(tmp_path / "mine.zip", {
+        "mine/Anger/anna/1.wav": b"1", "mine/sad/2.wav": b"2", "mine/fear/bob/x/3.ogg": b"3",
+        "mine/sad/notes.txt": b"", "__MACOSX/mine/sad/._2.wav": b"", "mine/sad/.hidden.wav": b"",
+    })  # fmt: skip
+    table, note = clip_table([plain, archive])
+    assert list(table.columns) == list(CLIP_COLUMNS)
+    assert table.values.tolist() == [
+        ["happy clip.wav", "happy", ""],
+        ["mine.zip/mine/Anger/anna/1.wav", "angry", "anna"],
+        ["mine.zip/mine/sad/2.wav", "sad", ""],
+        ["mine.zip/mine/fear/bob/x/3.ogg", "fearful", "bob"],
+    ]
+    assert "4 clips" in note and "fill in" not in note
+    # without the ROOT/ folder, and a label that names no emotion kept as it is (a new class)
+    flat = _zip(tmp_path / "flat.zip", {"angry/1.wav": b"1", "Bored/2.wav": b"2", "03-01-04-01-01-01-09.wav": b"3"})
+    table, note = clip_table([flat, tmp_path / "upload" / "happy clip.wav", tmp_path / "upload" / "happy clip.wav"])
+    assert table.values.tolist() == [
+        ["flat.zip/angry/1.wav", "angry", ""], ["flat.zip/Bored/2.wav", "bored", ""],
+        ["flat.zip/03-01-04-01-01-01-09.wav", "sad", "Actor_09"],
+        ["happy clip.wav", "happy", ""], ["happy clip.wav (2)", "happy", ""],
+    ]  # fmt: skip
+    table, note = clip_table([tmp_path / "x" / "take 1.wav"])
+    assert table.values.tolist() == [["take 1.wav", "", ""]] and "fill in the label of the other 1" in note
+
+
+@pytest.mark.parametrize(
+    "member",
+    ["../evil.wav", "mine/../../evil.wav", "/tmp/evil.wav", "C:/evil.wav", "link.wav"],
+    ids=["parent", "parent-inside", "absolute", "drive", "symlink"],
+)
+def test_a_zip_that_would_write_outside_its_folder_is_refused_whole(member: str, adapt_models: Path, tmp_path: Path) -> None:
+    import zipfile
+
+    from ser_classic.demo import adapt_clips, clip_table
+
+    archive = tmp_path / "upload" / "clips.zip"
+    archive.parent.mkdir()
+    with zipfile.ZipFile(archive, "w") as bundle:
+        bundle.writestr("angry/ok.wav", b"RIFF")
+        entry = zipfile.ZipInfo(member)
+        if member == "link.wav":
+            entry.external_attr = (0o120777 << 16)  # a symbolic link, to /etc/passwd
+        bundle.writestr(entry, b"/etc/passwd" if member == "link.wav" else b"RIFF")
+    table, note = clip_table([archive])
+    assert table.empty and "`clips.zip`: refused" in note and "outside its folder" in note
+    folder = tmp_path / "work" / "adaptation"
+    folder.mkdir(parents=True)
+    outcome = adapt_clips([archive], None, "small", folder, models_dir=adapt_models)
+    assert outcome.summary.startswith("### Error") and "refused" in outcome.summary and outcome.model_path is None
+    assert sorted(path.name for path in tmp_path.rglob("*")) == ["adaptation", "clips.zip", "upload", "work"]
+
+
+def test_a_zip_too_large_once_extracted_is_refused(tmp_path: Path) -> None:
+    from ser_classic.demo import MAX_ZIP_EXPANSION, Limits, clip_table
+
+    limits = Limits(max_megabytes=0.01)
+    archive = _zip(tmp_path / "bomb.zip", {f"angry/{k}.wav": bytes(limits.max_bytes) for k in range(MAX_ZIP_EXPANSION + 1)})
+    table, note = clip_table([archive], limits)
+    assert table.empty and "this demo extracts up to" in note
+
+
+@pytest.mark.parametrize(
+    ("case", "reason"),
+    [
+        ("nothing", "no clips"),
+        ("broken zip", "not a readable zip file"),
+        ("one class", "at least two classes"),
+        ("unreadable", "no usable clip"),
+        ("unknown base", "unknown base model"),
+    ],
+)
+def test_adapting_never_raises_and_says_what_is_wrong(
+    case: str, reason: str, adapt_models: Path, your_clips: list[Path], tmp_path: Path
+) -> None:
+    from ser_classic.demo import adapt_clips
+
+    base, uploads, table = "small", [], None
+    if case == "broken zip":
+        uploads = [tmp_path / "clips.zip"]
+        uploads[0].write_bytes(b"PK\x03\x04 truncated")
+    elif case == "one class":
+        uploads = your_clips[:3]
+    elif case == "unreadable":
+        uploads = [tmp_path / "angry.wav", tmp_path / "sad.wav"]
+        for path in uploads:
+            path.write_text("not audio\n" * 50)
+    elif case == "unknown base":
+        uploads, base = your_clips, "../../etc/passwd"
+    folder = tmp_path / "adaptation"
+    folder.mkdir()
+    outcome = adapt_clips(uploads, table, base, folder, models_dir=adapt_models)
+    assert outcome.summary.startswith("### Error: cannot adapt") and reason in outcome.summary
+    assert "Traceback" not in outcome.summary and outcome.download is None and outcome.model_path is None
+    if case == "unreadable":
+        assert "- `angry.wav`: not a readable audio file" in outcome.summary
+    assert list(folder.iterdir()) == [], "nothing left behind"
+
+
+def test_adapting_gives_an_estimate_and_a_zip_holding_a_model_that_loads(
+    adapt_models: Path, your_clips: list[Path], tmp_path: Path, angry_clip: Path
+) -> None:
+    """Labelled uploads and a zip of label folders, some left out (unlabelled, silent, not
+    audio, a label of too few clips); the summary counts the clips per class and gives the
+    estimate; the zip holds the model, its card and training table, which load as a model;
+    ``analyze`` classifies with it when given its file."""
+    import zipfile
+
+    from ser_classic.demo import ADAPTED_CHOICE, CLIP_COLUMNS, adapt_clips, analyze
+    from ser_classic.models import load_model
+
+    uploads = tmp_path / "uploads"
+    uploads.mkdir()
+    silence, noise, text = uploads / "03-01-05-01-01-01-04.wav", uploads / "hiss angry.wav", uploads / "notes (sad).wav"
+    soundfile.write(silence, np.zeros(48000, dtype=np.float32), 48000)
+    soundfile.write(noise, 0.05 * np.random.default_rng(0).standard_normal(48000).astype(np.float32), 48000)
+    text.write_text("not audio\n" * 50)
+    happy = [path for path in your_clips if "-03-" in path.name]
+    archive = _zip(uploads / "more.zip", {f"mine/{path.name.split('-')[2]}/Actor_04/{path.name}": path for path in happy[:1]}
+                   | {"mine/bored/1.flac": happy[0]})
+    rows = [[path.name, "", path.parent.name] for path in your_clips if path not in happy]
+    rows = [[name, {"05": "Angry", "04": "sadness"}[name.split("-")[2]], speaker] for name, _, speaker in rows]
+    rows += [[path.name, "happy", ""] for path in happy] + [[silence.name, "angry", ""], [noise.name, "angry", ""], [text.name, "sad", ""]]
+    rows += [["more.zip/mine/03/Actor_04/" + happy[0].name, "happy", "Actor_04"], ["more.zip/mine/bored/1.flac", "bored", ""]]
+    rows += [["never uploaded.wav", "sad", ""], [happy[0].name + " (2)", "", ""]]
+    import pandas as pd
+
+    folder = tmp_path / "adaptation"
+    folder.mkdir()
+    steps: list[float] = []
+    outcome = adapt_clips(
+        [*your_clips, happy[0], silence, noise, text, archive], pd.DataFrame(rows, columns=list(CLIP_COLUMNS)), "small", folder,
+        models_dir=adapt_models, report=lambda fraction, _: steps.append(fraction),
+    )
+    summary = outcome.summary
+    assert summary.startswith("### `small` adapted to 19 clips of yours"), summary
+    assert "| angry | 6 |" in summary and "| sad | 6 |" in summary and "| happy | 7 |" in summary
+    assert "\n\nEstimate on your 19 clips (2 folds grouped by speaker" in summary
+    for name, reason in [
+        (silence.name, "digital silence"), (noise.name, "no speech found"), (text.name, "not a readable audio file"), ("never uploaded.wav", "not among the uploaded clips"),
+        (happy[0].name + " (2)", "no label"),
+    ]:  # fmt: skip
+        assert f"- `{name}`: {reason}" in summary
+    assert "label 'bored': 1 clip(s), the base model lacks it" in summary
+    assert ADAPTED_CHOICE in summary and "mine.zip" in summary
+    assert steps[0] == 0.0 and steps == sorted(steps)
+
+    assert outcome.download == folder / "mine.zip" and outcome.model_path == folder / "mine.joblib"
+    assert sorted(path.name for path in folder.iterdir()) == ["mine.card.json", "mine.joblib", "mine.training.npz", "mine.zip"]
+    unzipped = tmp_path / "unzipped"
+    with zipfile.ZipFile(outcome.download) as bundle:
+        assert sorted(bundle.namelist()) == ["mine.card.json", "mine.joblib", "mine.training.npz"]
+        bundle.extractall(unzipped)
+    model = load_model(unzipped / "mine.joblib")
+    assert model.card["adaptation"]["user_clips"] == {"angry": 6, "happy": 7, "sad": 6}
+    assert model.card["adaptation"]["base"]["file"] == "small.joblib"
+
+    analysis = analyze(angry_clip, ADAPTED_CHOICE, model_path=outcome.model_path)
+    assert analysis.error == "" and analysis.result["model"] == ADAPTED_CHOICE
+    assert f"model `{ADAPTED_CHOICE}`" in analysis.summary and "Adapted from `small.joblib` to 19 clips" in analysis.summary
+
+
+def test_the_adapted_choice_without_a_model_asks_to_adapt_again(angry_clip: Path, tmp_path: Path) -> None:
+    from ser_classic.demo import ADAPTED_CHOICE, adapted_model_view, analyze
+
+    for model_path in (None, tmp_path / "deleted" / "mine.joblib"):
+        analysis = analyze(angry_clip, ADAPTED_CHOICE, models_dir=MODEL.parent, model_path=model_path)
+        assert "adapt one in the Adapt tab" in analysis.error and analysis.summary.startswith("### Error")
+        assert adapted_model_view(model_path)[0].startswith("### Error")
+
+
+def test_adapted_models_are_deleted_once_as_old_as_asked_and_nothing_outside_their_folder(tmp_path: Path) -> None:
+    from ser_classic.demo import _AdaptedModels
+
+    kept = _AdaptedModels(keep_seconds=1)
+    first, second = kept.new_folder(), kept.new_folder()
+    root = first.parent
+    assert first != second and second.parent == root and root.name.startswith("ser-adapted-")
+    (first / "mine.zip").write_bytes(b"")
+    (first / "mine.joblib").write_bytes(b"")
+    in_progress = second / "mine.joblib"  # no zip yet: an adaptation running
+    in_progress.write_bytes(b"")
+    outside = tmp_path / "mine.joblib"
+    outside.write_bytes(b"")
+    kept.delete(outside)
+    kept.delete(root)
+    time.sleep(1.5)
+    kept.delete_old()
+    assert not first.exists() and in_progress.exists() and outside.exists() and root.exists()
+    kept.delete(in_progress)
+    assert not second.exists() and root.exists()
+
+
+@pytest.mark.slow
+def test_served_adapt_tab_gives_its_page_alone_a_model_deleted_once_as_old_as_asked(
+    adapt_models: Path, your_clips: list[Path], angry_clip: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Through the API as the page calls it: the adapted model is the session's Analyse choice
+    (another session cannot pick it), a failed adaptation keeps it, and it is deleted once
+    ``--keep-minutes`` old, after which the page is told to adapt again."""
+    import zipfile
+
+    from gradio_client import Client, handle_file
+    from gradio_client.exceptions import AppError
+
+    from ser_classic.demo import ADAPTED_CHOICE
+    from ser_classic.models import load_model
+
+    keep_seconds = 30
+    server_temp = tmp_path / "server-temp"
+    server_temp.mkdir()
+    monkeypatch.setenv("TMPDIR", str(server_temp))
+    monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path / "gradio"))
+    port = free_port()
+    command = [
+        sys.executable, "app_gradio.py", "--port", str(port), "--models-dir", str(adapt_models), "--keep-minutes", str(keep_seconds / 60),
+    ]  # fmt: skip
+    with serve(command, port, tmp_path / "demo.log") as (url, _):
+        page, other_page = Client(url, verbose=False), Client(url, verbose=False)
+        summary, download, choice = page.predict(uploads=[handle_file(str(path)) for path in your_clips], base_name="small", api_name="/adapt")
+        assert summary.startswith("### `small` adapted to 18 clips of yours") and "Estimate on your 18 clips" in summary
+        assert choice["value"] == ADAPTED_CHOICE and [value for value, _ in choice["choices"]] == ["small", ADAPTED_CHOICE]
+        assert Path(download).name == "mine.zip"
+        with zipfile.ZipFile(download) as bundle:
+            bundle.extractall(tmp_path / "mine")
+        assert load_model(tmp_path / "mine" / "mine.joblib").card["adaptation"]["n_user_clips"] == 18
+
+        def analyse(client: Any) -> tuple:
+            return client.predict(handle_file(str(angry_clip)), ADAPTED_CHOICE, api_name="/analyze")
+
+        assert analyse(page)[2]["model"] == ADAPTED_CHOICE and f"model `{ADAPTED_CHOICE}`" in analyse(page)[0]
+        with pytest.raises(AppError, match="not in the list of choices"):
+            analyse(other_page)
+        summary, download, choice = page.predict(uploads=[handle_file(str(path)) for path in your_clips[:3]], base_name="small", api_name="/adapt")
+        assert summary.startswith("### Error: cannot adapt") and "at least two classes" in summary and download is None
+        assert analyse(page)[2]["error"] == "", "a failed adaptation keeps the page's model"
+        models = list(server_temp.glob("ser-adapted-*/*/mine.joblib"))
+        assert len(models) == 1 and not list(server_temp.glob("ser-adapted-*/*/clips-*")), "one model, no clips left"
+
+        deadline = time.monotonic() + keep_seconds + 30
+        while models[0].exists() and time.monotonic() < deadline:
+            time.sleep(1)
+        assert not models[0].exists() and list(server_temp.glob("ser-adapted-*/*")) == []
+        summary, _, result, *_ = analyse(page)
+        assert "adapt one in the Adapt tab" in result["error"] and summary.startswith("### Error")
 
 
 # ----------------------------------------------------------------------------- the launchers

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from demo_support import free_port, serve, write_concatenation
+from demo_support import free_port, labelled_clips, models_folder, serve, write_concatenation
 
 #: Each test drives a headless browser against a served demo (``pytest -m "not slow"`` leaves them out).
 pytestmark = pytest.mark.slow
@@ -276,5 +276,63 @@ def test_live_tab_shows_the_emotions_of_the_microphone_as_they_come(
     page.locator("#live-summary h2").wait_for(timeout=RESULT_TIMEOUT_MS)
     assert expected in page.locator("#live-summary h2").inner_text()
     assert "stopped" in page.locator("#live-now").inner_text()
+    assert outside == []
+    context.close()
+
+
+@pytest.fixture(scope="module")
+def adapt_demo_url(small_model_path: Path, tmp_path_factory: pytest.TempPathFactory):
+    """The demo serving the small test model (with its training table): a base that adapts in seconds."""
+    models = models_folder(small_model_path, tmp_path_factory.mktemp("adapt-models"))
+    port = free_port()
+    command = [sys.executable, "-c", "from ser_classic.cli import main; main()", "app", "--port", str(port), "--models-dir", str(models)]
+    with serve(command, port, tmp_path_factory.mktemp("adapt-server") / "demo.log") as (url, _):
+        yield url
+
+
+def test_adapt_tab_adapts_to_uploaded_clips_and_the_page_then_analyses_with_that_model(
+    browser: Any, adapt_demo_url: str, ravdess_root: Path, angry_clip: Path, tmp_path: Path
+) -> None:
+    """Adapt without clips is an error message; clips of 3 emotions of 2 actors uploaded in the
+    Adapt tab are labelled from their names; Adapt shows the estimate and the model's zip, which
+    loads; the Analyse tab then uses that model."""
+    import zipfile
+
+    from ser_classic.demo import ADAPTED_CHOICE
+    from ser_classic.models import load_model
+
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    outside: list[str] = []
+    page.on("request", lambda request: None if request.url.startswith((adapt_demo_url, "data:", "blob:")) else outside.append(request.url))
+    page.goto(adapt_demo_url)
+    page.get_by_role("tab", name="Adapt").click()
+    page.locator("#adapt").click()
+    page.locator("#adapt-result").get_by_text("no clips").wait_for(timeout=RESULT_TIMEOUT_MS)
+    assert "Error" in page.locator("#adapt-result").inner_text() and "Traceback" not in page.locator("body").inner_text()
+    clips = labelled_clips(ravdess_root, (4, 5), ("05", "04", "03"), 2)
+    page.locator("#adapt-files input[type=file]").set_input_files([str(path) for path in clips])
+    page.locator("#adapt-table").get_by_text("Actor_05").first.wait_for(timeout=RESULT_TIMEOUT_MS)
+    assert "12 clips" in page.locator("#adapt-result").inner_text()
+    page.locator("#adapt").click()
+    result = page.locator("#adapt-result")
+    result.get_by_text("adapted to 12 clips of yours").wait_for(timeout=RESULT_TIMEOUT_MS)
+    assert "Estimate on your 12 clips" in result.inner_text() and ADAPTED_CHOICE in result.inner_text()
+    link = page.locator("#adapt-download a[download='mine.zip']")
+    link.wait_for(timeout=RESULT_TIMEOUT_MS)
+    with page.expect_download() as download:
+        link.click()
+    download.value.save_as(tmp_path / "mine.zip")
+    with zipfile.ZipFile(tmp_path / "mine.zip") as bundle:
+        bundle.extractall(tmp_path / "mine")
+    assert load_model(tmp_path / "mine" / "mine.joblib").card["adaptation"]["n_user_clips"] == 12
+    page.screenshot(path=str(tmp_path / "demo-adapt.png"), full_page=True)
+
+    page.get_by_role("tab", name="Analyse").click()
+    assert page.locator("#model input").input_value() == ADAPTED_CHOICE
+    page.locator("#recording input[type=file]").set_input_files(str(angry_clip))
+    summary = page.locator("#summary")
+    summary.get_by_text(f"model {ADAPTED_CHOICE}").wait_for(timeout=RESULT_TIMEOUT_MS)
+    assert "Adapted from small.joblib to 12 clips" in summary.inner_text()
     assert outside == []
     context.close()

@@ -34,7 +34,7 @@ from ser_classic import audio
 from ser_classic.cli import app
 from ser_classic.errors import AudioError, SERError
 from ser_classic.features.conditioning import speech_band, speech_bounds
-from ser_classic.live import StreamingAnalyser, file_blocks, listen, stdin_blocks
+from ser_classic.live import MIN_EMOTION_SECONDS, TOO_SHORT, StreamingAnalyser, file_blocks, listen, stdin_blocks
 from ser_classic.models import load_model
 from ser_classic.timeline import NON_SPEECH, segments, timeline, timeline_columns
 
@@ -110,13 +110,22 @@ def listened(recording: Path) -> pd.DataFrame:
 def test_listen_gives_the_timeline_emotion_on_at_least_85_percent_of_speech_rows(
     listened: pd.DataFrame, timeline_frame: pd.DataFrame, capsys: pytest.CaptureFixture
 ) -> None:
+    """Rows of utterances just begun (less than MIN_EMOTION_SECONDS of speech so far) carry no
+    emotion; of the others, at least 85% carry the timeline's."""
     merged = segments(timeline_frame)
     speech = listened[listened["speech"]]
-    expected = [timeline_label(merged, start, end) for start, end in zip(speech["start"], speech["end"])]
-    agree = float(np.mean(speech["emotion"].to_numpy() == np.asarray(expected)))
+    decided = speech[speech["emotion"] != TOO_SHORT]
+    expected = [timeline_label(merged, start, end) for start, end in zip(decided["start"], decided["end"])]
+    agree = float(np.mean(decided["emotion"].to_numpy() == np.asarray(expected)))
     with capsys.disabled():
-        print(f"\n[live] {agree:.1%} of {len(speech)} speech rows carry the timeline's emotion")
+        print(
+            f"\n[live] {agree:.1%} of {len(decided)} speech rows with an emotion carry the timeline's; "
+            f"{len(speech) - len(decided)} more at the start of an utterance are too short to tell"
+        )
     assert agree >= 0.85
+    too_short = speech[speech["emotion"] == TOO_SHORT]
+    assert (too_short["end"] - too_short["start"] < MIN_EMOTION_SECONDS).all()
+    assert len(too_short) <= 2 * len(ACTORS) * len(EMOTIONS)  # the first hop or two of each stretch of speech
 
 
 def test_listen_and_timeline_agree_on_where_the_speech_is(listened: pd.DataFrame, timeline_frame: pd.DataFrame) -> None:
@@ -125,7 +134,7 @@ def test_listen_and_timeline_agree_on_where_the_speech_is(listened: pd.DataFrame
     assert len(pauses) >= 0.75 * len(ACTORS) * len(EMOTIONS)  # a hop or two in each 2 s pause between emotions
     quiet = [timeline_label(merged, start + 0.1, end - 0.1) == NON_SPEECH for start, end in zip(pauses["start"], pauses["end"])]
     assert np.mean(quiet) >= 0.8
-    assert set(listened.loc[listened["speech"], "emotion"]) <= set(load_model().classes)
+    assert set(listened.loc[listened["speech"], "emotion"]) <= {*load_model().classes, TOO_SHORT}
 
 
 def test_one_row_per_hop_with_the_timeline_columns(listened: pd.DataFrame, recording: Path, model) -> None:
@@ -137,7 +146,9 @@ def test_one_row_per_hop_with_the_timeline_columns(listened: pd.DataFrame, recor
     assert np.all(listened["end"].to_numpy() <= due + 1e-3)  # a row is never about audio after its due time
     pauses = listened[~listened["speech"]]
     assert (pauses["emotion"] == NON_SPEECH).all() and pauses.iloc[:, 4:].isna().all(axis=None)
-    speech = listened[listened["speech"]]
+    too_short = listened[listened["emotion"] == TOO_SHORT]
+    assert too_short["speech"].all() and too_short.iloc[:, 4:].isna().all(axis=None)
+    speech = listened[listened["speech"] & (listened["emotion"] != TOO_SHORT)]
     probabilities = speech[[f"p_{label}" for label in model.classes]].to_numpy()
     np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, atol=1e-6)
     assert (speech["end"] - speech["start"] <= 3.0 + 1e-3).all()
@@ -235,7 +246,7 @@ def test_wav_and_raw_audio_on_standard_input_give_the_rows_of_the_file(recording
     for result, expected in ((from_wav, file_rows), (from_raw, file_rows.iloc[:6])):
         rows = pd.DataFrame(json.loads(line) for line in result.stdout.splitlines())
         assert rows[["start", "end", "speech", "emotion"]].equals(expected[["start", "end", "speech", "emotion"]])
-        np.testing.assert_allclose(rows["confidence"].astype(float), expected["confidence"].astype(float), atol=1e-4)
+        np.testing.assert_allclose(rows["confidence"].astype(float), expected["confidence"].astype(float), atol=1e-3)  # the last row comes from close(): frame levels of the whole stream
 
 
 def test_raw_audio_without_a_rate_and_empty_input_are_refused() -> None:
@@ -495,7 +506,7 @@ def test_listen_stops_at_a_set_stop_event_between_blocks(recording: Path, model)
 
 # --------------------------------------------------------------------------- the demo's Live tab, its handler
 def test_the_live_tab_handler_keeps_a_session_and_never_raises(recording: Path, tmp_path: Path) -> None:
-    from ser_classic.demo import MODELS_DIR, Limits, analyze_session, live_step
+    from ser_classic.demo import Limits, analyze_session, live_step
 
     signal_, rate = soundfile.read(recording, dtype="int16", frames=9 * RATE)
     session = None
