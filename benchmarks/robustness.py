@@ -88,7 +88,7 @@ def render(results: dict[str, dict[str, dict[str, float]]], n_clips: int, before
     header = "| what was added | where it comes from | " + " | ".join(
         f"same label ({name}) | no speech ({name})" for name in columns) + " |"
     lines = [
-        "### The same speech through everyday equipment",
+        "### Before and after version 5, measured",
         "",
         f"`python benchmarks/robustness.py ../shared/data/ravdess --crema-d ../shared/data/crema-d"
         f"{f' --before {before}' if before else ''}` made this table. {n_clips} speech clips of RAVDESS actors 19-24",

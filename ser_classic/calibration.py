@@ -133,7 +133,7 @@ class TemperatureScaled(ClassifierMixin, BaseEstimator):
         is its own group. ``sample_weight`` weighs the rows in every fit and in the temperature's."""
         from sklearn.model_selection import StratifiedGroupKFold
         from sklearn.utils.multiclass import check_classification_targets
-        from sklearn.utils.validation import validate_data
+        from sklearn.utils.validation import _check_sample_weight, validate_data
 
         X, labels = validate_data(self, X, y)
         check_classification_targets(labels)
@@ -144,7 +144,7 @@ class TemperatureScaled(ClassifierMixin, BaseEstimator):
         out_of_fold = np.empty((len(labels), len(self.classes_)))
         seen = np.zeros(len(labels), dtype=bool)
         folds = StratifiedGroupKFold(self.n_splits, shuffle=True, random_state=self.seed)
-        weights = None if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
+        weights = None if sample_weight is None else _check_sample_weight(sample_weight, X, dtype=np.float64)
 
         def fitted(rows: np.ndarray) -> Any:
             estimator = clone(self.estimator)

@@ -68,7 +68,7 @@ import numpy as np
 
 from . import audio
 from .errors import AudioError, SERError
-from .timeline import HOP_LENGTH, FRAME_LENGTH, NON_SPEECH, LevelTrack, _edge_db, find_speech, timeline_columns
+from .timeline import HOP_LENGTH, FRAME_LENGTH, NON_SPEECH, LevelTrack, _edge_db, check_windows, find_speech, timeline_columns
 
 if TYPE_CHECKING:
     from .models import Model
@@ -150,13 +150,7 @@ class StreamingAnalyser:
         from .features.conditioning import SpeechBand
         from .models import load_model
 
-        if not (window_seconds >= audio.MIN_DURATION_SECONDS and 0 < hop_seconds <= window_seconds):
-            raise SERError(
-                f"need window_seconds >= {audio.MIN_DURATION_SECONDS} and 0 < hop_seconds <= window_seconds "
-                f"(got window {window_seconds}, hop {hop_seconds})"
-            )
-        if min_speech_seconds < audio.MIN_DURATION_SECONDS:
-            raise SERError(f"min_speech_seconds must be at least {audio.MIN_DURATION_SECONDS}")
+        check_windows(window_seconds, hop_seconds, min_speech_seconds)
         if not 0 <= min_emotion_seconds <= window_seconds:
             raise SERError(f"min_emotion_seconds must be between 0 and window_seconds (got {min_emotion_seconds})")
         if history_seconds < window_seconds:

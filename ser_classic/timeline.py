@@ -71,6 +71,17 @@ _POWER_FLOOR = 1e-10  # -100 dBFS, the level of digital silence
 _BATCH_WINDOWS = 32
 
 
+def check_windows(window_seconds: float, hop_seconds: float, min_speech_seconds: float) -> None:
+    """Refuse windows, hops and speech lengths no timeline can use (:class:`SERError`)."""
+    if not (window_seconds >= audio.MIN_DURATION_SECONDS and 0 < hop_seconds <= window_seconds):
+        raise SERError(
+            f"need window_seconds >= {audio.MIN_DURATION_SECONDS} and 0 < hop_seconds <= window_seconds "
+            f"(got window {window_seconds}, hop {hop_seconds})"
+        )
+    if min_speech_seconds < audio.MIN_DURATION_SECONDS:
+        raise SERError(f"min_speech_seconds must be at least {audio.MIN_DURATION_SECONDS}")
+
+
 def timeline_columns(classes: Iterable[str]) -> list[str]:
     """``start, end, speech, emotion, confidence, p_<class>...``."""
     return ["start", "end", "speech", "emotion", "confidence", *[f"p_{label}" for label in classes]]
@@ -453,13 +464,7 @@ def timeline(
     """
     from .models import load_model
 
-    if not (window_seconds >= audio.MIN_DURATION_SECONDS and 0 < hop_seconds <= window_seconds):
-        raise SERError(
-            f"need window_seconds >= {audio.MIN_DURATION_SECONDS} and 0 < hop_seconds <= window_seconds "
-            f"(got window {window_seconds}, hop {hop_seconds})"
-        )
-    if min_speech_seconds < audio.MIN_DURATION_SECONDS:
-        raise SERError(f"min_speech_seconds must be at least {audio.MIN_DURATION_SECONDS}")
+    check_windows(window_seconds, hop_seconds, min_speech_seconds)
     model = model or load_model()
     config = model.feature_config
     rate = config.sample_rate

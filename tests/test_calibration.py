@@ -95,6 +95,13 @@ def test_calibration_groups_are_speakers_when_there_are_enough_else_source_clips
     assert_array_equal(calibration_groups(None, sources), sources)
 
 
-@parametrize_with_checks([TemperatureScaled(LogisticRegression())])
+#: A weight of 2 is a repeated row in every fit, but not in the temperature's inner folds, which
+#: may put a row and its repetition in different folds.
+WEIGHTS_ARE_NOT_REPETITIONS = {
+    "check_sample_weight_equivalence_on_dense_data": "inner folds split repeated rows, weighted rows stay whole"
+}
+
+
+@parametrize_with_checks([TemperatureScaled(LogisticRegression())], expected_failed_checks=lambda _: WEIGHTS_ARE_NOT_REPETITIONS)
 def test_follows_the_scikit_learn_estimator_contract(estimator: TemperatureScaled, check: object) -> None:
     check(estimator)
