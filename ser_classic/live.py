@@ -23,9 +23,9 @@ with ``ser timeline`` on the same audio:
 3. **Emotion.** The window is the region holding most of the hop's speech (the later one of
    two equal shares), from at most
    ``window_seconds`` before its end (the hop's end while it goes on) and never before the
-   region's start: as the timeline lays windows inside speech regions. It is trimmed and
-   described exactly as ``ser predict`` treats a file holding only that window
-   (:func:`~ser_classic.features.extractor.extract_vector`), and classified. A region still
+   region's start: as the timeline lays windows inside speech regions. It is described as
+   the timeline describes its windows (:func:`~ser_classic.features.extractor.extract_vector`
+   with ``within_speech=True``), and classified. A region still
    going on with less than ``min_emotion_seconds`` of speech so far gets no emotion yet: its
    row is speech, with the emotion :data:`TOO_SHORT` and no probabilities (the models learnt
    from whole utterances, mostly 2-4 s long; on the first half second of one the bundled
@@ -333,6 +333,7 @@ class StreamingAnalyser:
             threshold_db=self.threshold_db,
             margin_db=self.margin_db,
             top_db=self._top_db,
+            reference_percentile=self._config.reference_percentile,
             min_silence_seconds=self.min_silence_seconds,
             min_speech_seconds=self.min_speech_seconds,
         ) + first * HOP_LENGTH
@@ -386,7 +387,7 @@ class StreamingAnalyser:
         from .features.extractor import extract_vector
 
         signal = self._audio[start - self._audio_start : end - self._audio_start]
-        vector = extract_vector(signal, self._config)
+        vector = extract_vector(signal, self._config, within_speech=True)
         if not np.all(np.isfinite(vector)):
             raise AudioError(f"features are not finite for the window {start / self._rate:.1f}-{end / self._rate:.1f} s")
         table = pd.DataFrame(vector[np.newaxis, :], columns=self._feature_names)

@@ -9,16 +9,17 @@ A recording is read twice, block by block, so memory does not grow with its dura
    extends on both sides while frames stay above ``threshold_db - margin_db / 2``; neither
    threshold is ever below :data:`ABSOLUTE_FLOOR_DBFS`. Regions separated by less than
    ``min_silence_seconds`` are joined, each region's edges are trimmed ``top_db`` below its own
-   loudest frame (``FeatureConfig.trim_db``, as every training clip was trimmed below its own
-   loudest frame), and regions shorter than ``min_speech_seconds`` are dropped. The reference
+   robust reference level (``FeatureConfig.trim_db`` below the ``reference_percentile``-th
+   percentile of its frame levels, as every training clip was trimmed), and regions shorter than ``min_speech_seconds`` are dropped. The reference
    is the noise floor and not the loudest frame of the whole file (``librosa.effects.split``)
    because levels vary by tens of dB within one recording (RAVDESS clips peak anywhere from
    -5 to -52 dBFS): a quiet turn after a shout would otherwise vanish.
 2. **Windows.** Windows of ``window_seconds`` every ``hop_seconds`` are laid inside each speech
    region, the last one ending at the region's end; a region shorter than a window is one
-   window. Each window is trimmed and described exactly as ``ser predict`` treats a file that
-   holds just that window's audio (``FeatureConfig.trim_db``, then the extractor), and all
-   windows are classified in batches by the model.
+   window. Each window is described as ``ser predict`` describes a file that holds just that
+   window's audio, trimmed only ``FeatureConfig.trim_db`` below its reference level (it lies
+   inside speech: ``extract_vector(..., within_speech=True)``), and all windows are
+   classified in batches by the model.
 
 Gaps between speech regions are rows of their own, with the emotion :data:`NON_SPEECH` and no
 probabilities: silence is never given an emotion.
@@ -191,6 +192,7 @@ def find_speech(
     top_db: float = 30.0,
     min_silence_seconds: float = 0.5,
     min_speech_seconds: float = 0.2,
+    reference_percentile: float = 95.0,
 ) -> np.ndarray:
     """Speech regions from a frame level track (pure function; see the module docstring).
 
@@ -223,7 +225,7 @@ def find_speech(
     for start, stop in regions:
         if levels[start:stop].max() <= high:
             continue
-        loud = np.flatnonzero(levels[start:stop] > levels[start:stop].max() - top_db)
+        loud = np.flatnonzero(levels[start:stop] > np.percentile(levels[start:stop], reference_percentile) - top_db)
         first, last = start + loud[0], start + loud[-1] + 1
         begin, end = first * HOP_LENGTH, min(n_samples, last * HOP_LENGTH)
         if end - begin >= min_speech_seconds * sample_rate:
@@ -247,7 +249,7 @@ def speech_regions(
 
     ``source`` is a path (read blockwise, any length) or a signal with its ``sample_rate``.
     The settings are those of :func:`timeline`; region edges are trimmed ``top_db`` below each
-    region's loudest frame, by default the ``trim_db`` of ``config`` (a model's
+    region's reference level (as the extractor trims a clip), by default the ``trim_db`` of ``config`` (a model's
     ``feature_config``; default :class:`~ser_classic.features.FeatureConfig`), as :func:`timeline` does.
     """
     from .features.config import FeatureConfig
@@ -294,6 +296,7 @@ def _speech(
         top_db=top_db,
         min_silence_seconds=min_silence_seconds,
         min_speech_seconds=min_speech_seconds,
+        reference_percentile=config.reference_percentile,
     )
     return regions, n_samples
 
@@ -369,7 +372,7 @@ def _classify_windows(
             batch = list(islice(signals, batch_size))
             if not batch:
                 break
-            vectors = list(ordered_map(extract_vector, batch, n_jobs=n_jobs, warm_up=warm, config=model.feature_config))
+            vectors = list(ordered_map(extract_vector, batch, n_jobs=n_jobs, warm_up=warm, config=model.feature_config, within_speech=True))
             table = pd.DataFrame(np.vstack(vectors), columns=model.feature_names)
             if not np.all(np.isfinite(table.to_numpy())):
                 raise AudioError("features are not finite for a window of the recording")

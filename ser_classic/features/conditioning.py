@@ -231,7 +231,7 @@ def reference_level(values: np.ndarray, config: FeatureConfig) -> float:
     return float(np.percentile(values, config.reference_percentile))
 
 
-def speech_bounds(signal: np.ndarray, config: FeatureConfig) -> tuple[int, int]:
+def speech_bounds(signal: np.ndarray, config: FeatureConfig, *, within_speech: bool = False) -> tuple[int, int]:
     """Sample indices ``(start, end)`` of the speech in a clip (in the speech band, see
     :func:`speech_band`): leading and trailing frames below a threshold are cut.
 
@@ -243,6 +243,11 @@ def speech_bounds(signal: np.ndarray, config: FeatureConfig) -> tuple[int, int]:
     first threshold alone decides; when that too leaves less (a click in silence), or with
     ``config.trim_db`` ``None``, the whole signal is kept: the voicing rule then decides whether
     it holds speech at all.
+
+    ``within_speech``: the signal was cut from inside speech already (a window of a speech
+    region, found against the whole recording's noise floor), so its quietest frames are quiet
+    speech, not noise: only the first threshold applies. Without it, trimming such a signal
+    again would cut its soft edges.
     """
     if config.trim_db is None:
         return 0, signal.shape[0]
@@ -250,7 +255,7 @@ def speech_bounds(signal: np.ndarray, config: FeatureConfig) -> tuple[int, int]:
     below_speech = reference_level(levels, config) - config.trim_db
     above_noise = float(np.percentile(levels, NOISE_PERCENTILE)) + NOISE_MARGIN_DB
     shortest = np.ceil(MIN_DURATION_SECONDS * config.sample_rate)
-    for threshold in (max(below_speech, above_noise), below_speech):
+    for threshold in (below_speech,) if within_speech else (max(below_speech, above_noise), below_speech):
         loud = np.flatnonzero(levels > threshold)
         if loud.size:
             start, end = int(loud[0]) * HOP_LENGTH, min(signal.shape[0], (int(loud[-1]) + 1) * HOP_LENGTH)

@@ -109,15 +109,17 @@ class ClipFrames:
     kept: tuple[int, int]
 
 
-def extract_vector(signal: np.ndarray, config: FeatureConfig) -> np.ndarray:
+def extract_vector(signal: np.ndarray, config: FeatureConfig, *, within_speech: bool = False) -> np.ndarray:
     """The feature values of a mono signal already at ``config.sample_rate``, as named by
     :func:`feature_names`: the signal is brought to the speech band and its speech kept
     (:mod:`~ser_classic.features.conditioning`); one STFT and one pitch track feed every group.
+    ``within_speech``: a window cut from inside speech (see
+    :func:`~ser_classic.features.conditioning.speech_bounds`).
     """
-    return extract_frames(signal, config)[0]
+    return extract_frames(signal, config, within_speech=within_speech)[0]
 
 
-def extract_frames(signal: np.ndarray, config: FeatureConfig) -> tuple[np.ndarray, ClipFrames]:
+def extract_frames(signal: np.ndarray, config: FeatureConfig, *, within_speech: bool = False) -> tuple[np.ndarray, ClipFrames]:
     """:func:`extract_vector`'s values, and the frame tracks they were computed from (for
     pictures of what the model saw, without a second STFT or pitch track).
 
@@ -126,7 +128,7 @@ def extract_frames(signal: np.ndarray, config: FeatureConfig) -> tuple[np.ndarra
     on the process or the machine that computed it (pool workers run one thread each).
     """
     band = speech_band(signal, config)
-    start, end = speech_bounds(band, config)
+    start, end = speech_bounds(band, config, within_speech=within_speech)
     signal = band[start:end]
     with _blas_threads().limit(limits=1, user_api="blas"):
         magnitude = magnitude_spectrogram(signal, config)
