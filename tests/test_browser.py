@@ -40,28 +40,33 @@ def demo_url(tmp_path_factory: pytest.TempPathFactory):
 
 
 @pytest.fixture(scope="module")
-def browser():
+def browser(playwright):
     """Headless chromium; if it cannot start, the test fails with the reason (a skip outside CI)."""
-    yield from _chromium(CHROMIUM_ARGS)
+    yield from _chromium(playwright, CHROMIUM_ARGS)
 
 
-def _chromium(arguments: list[str]):
-    """Headless chromium started with ``arguments``, closed after; if it cannot start, the test
-    fails with the reason (a skip outside CI)."""
+@pytest.fixture(scope="module")
+def playwright():
+    """One Playwright for the module: its sync API runs one instance per thread."""
     from playwright.sync_api import sync_playwright
 
-    playwright = sync_playwright().start()
+    started = sync_playwright().start()
+    yield started
+    started.stop()
+
+
+def _chromium(playwright, arguments: list[str]):
+    """Headless chromium started with ``arguments``, closed after; if it cannot start, the test
+    fails with the reason (a skip outside CI)."""
     try:
         launched = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=arguments)
     except Exception as error:  # Playwright reports a missing or broken browser in many ways
-        playwright.stop()
         reason = f"chromium could not start from {CHROMIUM} (apt-get install chromium): {error}"
         if os.environ.get("CI"):
             pytest.fail(reason)
         pytest.skip(reason)
     yield launched
     launched.close()
-    playwright.stop()
 
 
 @pytest.fixture()
@@ -210,9 +215,9 @@ def live_recording(actor_01: Path, tmp_path_factory: pytest.TempPathFactory) -> 
 
 
 @pytest.fixture(scope="module")
-def live_browser(live_recording: Path):
+def live_browser(playwright, live_recording: Path):
     """Headless chromium whose fake microphone plays :func:`live_recording` once, then silence."""
-    yield from _chromium([*CHROMIUM_ARGS, f"--use-file-for-fake-audio-capture={live_recording}%noloop"])
+    yield from _chromium(playwright, [*CHROMIUM_ARGS, f"--use-file-for-fake-audio-capture={live_recording}%noloop"])
 
 
 def test_live_tab_shows_the_emotions_of_the_microphone_as_they_come(
