@@ -226,7 +226,7 @@ def _folds(labels: np.ndarray, speakers: np.ndarray, seed: int) -> tuple[list[tu
     smallest = min(Counter(labels.tolist()).values())
     known = [speaker for speaker in np.unique(speakers) if speaker not in ("", "unknown")]
     if len(known) >= 2:
-        n_folds = min(MAX_FOLDS, len(known))
+        n_folds = min(MAX_FOLDS, len(known), smallest)  # no class in fewer clips than folds
         splitter = StratifiedGroupKFold(n_folds, shuffle=True, random_state=seed)
         return list(splitter.split(labels, labels, groups=speakers)), f"{n_folds} folds grouped by speaker, {len(known)} speakers"
     n_folds = min(MAX_FOLDS, smallest)

@@ -73,6 +73,13 @@ def test_clips_that_do_not_help_leave_the_base(base: Model) -> None:
     np.testing.assert_allclose(adapted.predict_proba(frame).to_numpy(), base.predict_proba(frame).to_numpy(), atol=1e-9)
 
 
+def test_three_clips_per_class_from_several_speakers_give_as_many_grouped_folds_as_clips(base: Model) -> None:
+    """Fewer clips in a class than the usual 5 folds: the folds, grouped by speaker, are fewer."""
+    values, labels, speakers = planted(3, shift=3.0, seed=7, speakers=6)
+    estimate = adapt_features(base, base.training_table, values, labels, speakers).card["adaptation"]["estimate"]
+    assert estimate["possible"] and estimate["n_folds"] == 3 and "grouped by speaker" in estimate["reason"]
+
+
 def test_a_class_with_one_clip_makes_the_estimate_impossible_and_says_why(base: Model) -> None:
     values, labels, speakers = planted(4, shift=1.0, seed=6)
     keep = np.r_[np.flatnonzero(labels != "sad"), np.flatnonzero(labels == "sad")[:1]]
