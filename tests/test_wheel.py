@@ -68,6 +68,7 @@ def test_the_wheel_carries_the_bundled_models(installed: dict[str, object]) -> N
     for model in ("default", "ravdess8"):
         assert f"ser_classic/bundled/ser-{model}.joblib" in names
         assert f"ser_classic/bundled/ser-{model}.card.json" in names
+        assert f"ser_classic/bundled/ser-{model}.training.npz" in names  # what `ser adapt` refits on
 
 
 def test_the_core_environment_is_small(installed: dict[str, object]) -> None:
