@@ -216,6 +216,19 @@ def _release_memory() -> None:
         gc.freeze()
 
 
+def _warm_up(models_dir: Path) -> None:
+    """While the server waits for its first visitor: the first model loaded and the extractor
+    warmed up (its compiled kernels, filters and caches), so that the first upload, and a live
+    stream's first seconds, take as long as the later ones."""
+    from .features.extractor import warm_up
+
+    try:
+        _, model = _model(None, models_dir)
+        warm_up(model.feature_config)
+    except Exception:  # the first request then reports what is wrong
+        _log.info("warm-up failed", exc_info=True)
+
+
 def _info_fields(info: audio.AudioInfo) -> dict[str, Any]:
     return {
         "duration_seconds": round(info.duration_seconds, 3),
@@ -1302,6 +1315,7 @@ def launch(
         head=UNPROCESSED_MICROPHONE,
         prevent_thread_lock=True,
     )
+    threading.Thread(target=_warm_up, args=(Path(models_dir),), name="ser-warm-up", daemon=True).start()
     public = f"public URL: {demo.share_url}" if demo.share_url else "a public link: add --share (`ser app --share`)"
     print(f"ser-classic demo on {demo.local_url} ; {public}; stop with Ctrl-C", flush=True)
     demo.block_thread()

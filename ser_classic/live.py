@@ -94,7 +94,7 @@ LIVE_EXTRA = (
     "apt-get install libportaudio2)"
 )
 #: Speech an utterance still going on must hold before its rows get an emotion (seconds).
-MIN_EMOTION_SECONDS = 1.5
+MIN_EMOTION_SECONDS = 0.75
 #: The emotion of a speech row whose utterance is still too short to tell (:data:`MIN_EMOTION_SECONDS`).
 TOO_SHORT = "too-short"
 #: A microphone that delivers nothing for this long (seconds) is taken for lost.
