@@ -143,7 +143,7 @@ def time_ser_adapt(crema_d: Path, folder: Path, cache_dir: Path | None) -> dict[
     """``ser adapt`` with the bundled default on 60 CREMA-D clips (10 per class, other speakers), a new process."""
     table = select_classes(read_corpus(crema_d), CLASSES)
     rng = np.random.default_rng(7)
-    chosen = table.groupby("label", group_keys=False).apply(lambda rows: rows.sample(10, random_state=rng.integers(1 << 31)))
+    chosen = pd.concat([rows.sample(10, random_state=rng.integers(1 << 31)) for _, rows in table.groupby("label")])
     labelled = folder / "labelled"
     for row in chosen.itertuples():
         (labelled / row.label).mkdir(parents=True, exist_ok=True)
