@@ -181,6 +181,8 @@ def _png_image(draw: Callable[[Path], Any]) -> Image:
 
 #: mallopt(3) option: the most arenas glibc makes for threads.
 _M_ARENA_MAX = -8
+#: Longest a request waits for the server's warm-up (seconds).
+WARM_UP_TIMEOUT_SECONDS = 120.0
 #: Set once the process has analysed a clip: the next collection freezes what exists then.
 _warm = threading.Event()
 _frozen = threading.Event()
@@ -210,10 +212,22 @@ def _release_memory() -> None:
     (modules, models, compiled code; and what requests in flight hold, kept for good), so that
     later collections walk only what was made since: milliseconds instead of a tenth of a second.
     """
+    _after_warm_up()
     gc.collect()
     if _warm.is_set() and not _frozen.is_set():
         _frozen.set()
         gc.freeze()
+
+
+#: The warm-up started with the server (:func:`launch`), which requests wait for: it changes the
+#: process's BLAS thread count while it runs, and a request beside it could round differently.
+_warming: threading.Thread | None = None
+
+
+def _after_warm_up() -> None:
+    """Wait for the server's warm-up, if one is running."""
+    if _warming is not None:
+        _warming.join(timeout=WARM_UP_TIMEOUT_SECONDS)
 
 
 def _warm_up(models_dir: Path) -> None:
@@ -1261,6 +1275,7 @@ def build_app(
 
         def live(chunk: Any, session: LiveSession | None, model_name: str | None, adapted_path: str | None) -> tuple[str, str, LiveSession | None]:
             model_path = adapted_path if model_name == ADAPTED_CHOICE else None
+            _after_warm_up()
             return live_step(chunk, session, model_name, models_dir=models_dir, limits=limits, model_path=model_path)
 
         live_outputs = [live_now, live_strip, live_session]
@@ -1315,7 +1330,9 @@ def launch(
         head=UNPROCESSED_MICROPHONE,
         prevent_thread_lock=True,
     )
-    threading.Thread(target=_warm_up, args=(Path(models_dir),), name="ser-warm-up", daemon=True).start()
+    global _warming
+    _warming = threading.Thread(target=_warm_up, args=(Path(models_dir),), name="ser-warm-up", daemon=True)
+    _warming.start()
     public = f"public URL: {demo.share_url}" if demo.share_url else "a public link: add --share (`ser app --share`)"
     print(f"ser-classic demo on {demo.local_url} ; {public}; stop with Ctrl-C", flush=True)
     demo.block_thread()
