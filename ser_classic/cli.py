@@ -760,7 +760,7 @@ def main() -> None:
     import gc
 
     # Registered first, run last: the interpreter's shutdown then skips collecting the objects
-    # of numba, scikit-learn and pandas (about half a second). Flushing and atexit handlers still
+    # of scikit-learn and pandas (about half a second). Flushing and atexit handlers still
     # happen; finalizers of objects alive at exit are not guaranteed by Python anyway.
     atexit.register(gc.freeze)
     app()

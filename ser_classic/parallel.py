@@ -33,9 +33,10 @@ Result = TypeVar("Result")
 #: Where :func:`ordered_map` can run its calls.
 BACKENDS = ("local", "dask")
 #: With ``n_jobs < 0`` ("all cores"), a local pool gets one worker process per this many items,
-#: and none below twice as many: a new worker (an interpreter importing numpy, SciPy, numba and
-#: librosa) costs about 2 s of CPU, the features of over 100 clips, so two workers pay off from
-#: about 160 clips on two cores, and fewer finish sooner in this process.
+#: and none below twice as many: a new worker costs CPU (an interpreter importing numpy and SciPy
+#: and warming the extractor up, about 0.8 s; 2 s when this was measured, while the extractor
+#: still loaded numba), so two workers pay off from about 160 clips on two cores, and fewer
+#: finish sooner in this process.
 MIN_ITEMS_PER_WORKER = 80
 
 #: dask's nannies start workers with ``MALLOC_TRIM_THRESHOLD_=65536``, which also fixes glibc's

@@ -43,11 +43,11 @@ def test_help_imports_no_numeric_library() -> None:
 
 def test_one_clip_prediction_imports_only_what_it_uses(angry_clip: Path) -> None:
     modules = imported_modules(["predict", str(angry_clip), "--format", "csv"])
-    assert {"librosa", "sklearn", "soundfile"} <= modules
+    assert {"scipy.fft", "sklearn", "soundfile"} <= modules
     unused = {
-        "librosa.effects",  # trimming is computed without it: it pulls in sklearn.decomposition
-        "librosa.decompose",
-        "librosa.segment",
+        "librosa",  # the extractor's librosa functions are ported (features/dsp.py): no numba, no LLVM
+        "numba",
+        "llvmlite",
         "sklearn.cluster",
         "matplotlib",
         "gradio",
@@ -64,19 +64,19 @@ def _modules_after(code: str) -> set[str]:
 
 def test_what_the_command_imports_before_forking_its_helper_is_light() -> None:
     """``ser predict`` forks its extraction helper after these imports: all they import delays
-    the helper, whose own imports (librosa, numba) are the longest path of a one-clip run."""
+    the helper, whose own imports (SciPy's FFT and signal modules) are the longest path of a one-clip run."""
     modules = _modules_after("import ser_classic.cli, ser_classic.model_file, ser_classic.outputs, ser_classic.parallel, ser_classic.prediction")
     assert {"numpy", "ser_classic.features.extractor"} <= modules
     assert {"scipy", "pandas", "sklearn", "librosa", "numba", "joblib"} & modules == set()
 
 
-def test_extracting_features_imports_neither_scikit_learn_nor_pandas(angry_clip: Path) -> None:
+def test_extracting_features_imports_neither_librosa_nor_scikit_learn_nor_pandas(angry_clip: Path) -> None:
     modules = _modules_after(
         "from ser_classic import audio; from ser_classic.features import FeatureConfig; "
         f"from ser_classic.features.extractor import extract_vector; extract_vector(audio.load({str(angry_clip)!r}), FeatureConfig())"
     )
-    assert {"librosa", "numba", "soundfile"} <= modules
-    assert {"sklearn", "pandas"} & modules == set()
+    assert {"scipy.fft", "scipy.signal", "soundfile"} <= modules
+    assert {"librosa", "numba", "llvmlite", "sklearn", "pandas"} & modules == set()
 
 
 def _item_and_pid(item: int) -> tuple[int, int]:
@@ -253,7 +253,7 @@ from ser_classic.parallel import ordered_map, worker_server
 
 def item_and_process(item):
     time.sleep(0.01)  # work, so that the second worker gets some
-    return item, os.getpid(), os.getppid(), "librosa.core.spectrum" in sys.modules
+    return item, os.getpid(), os.getppid(), {"ser_classic.features.dsp", "scipy.fft", "scipy.signal"} <= set(sys.modules)
 
 
 if __name__ == "__main__":
@@ -262,14 +262,14 @@ if __name__ == "__main__":
     pids = {pid for _, pid, _, _ in results}
     parents = {parent for _, _, parent, _ in results}
     print([item for item, *_ in results] == list(range(100)), len(pids), len(parents), os.getpid() not in parents,
-          all(preloaded for *_, preloaded in results), "librosa" in sys.modules)
+          all(preloaded for *_, preloaded in results), "scipy" in sys.modules)
 """
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="forkserver and the parent-death signal")
 def test_a_pool_inside_the_worker_server_is_forked_from_the_preloaded_server(tmp_path: Path) -> None:
     """Two workers, both children of one server (not of this process), with the preloaded
-    modules already in them, and results in input order; this process never imports librosa."""
+    modules already in them, and results in input order; this process never imports SciPy."""
     script = tmp_path / "server_run.py"
     script.write_text(SERVER_RUN)
     result = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)

@@ -25,7 +25,7 @@ PACKAGE = Path(ser_classic.__file__).parent
 LAYERS: dict[str, int] = {
     "errors": 0, "atomic": 0, "interruption": 0,
     "audio": 1, "outputs": 1, "parallel": 1,
-    "features": 2, "features.config": 2, "features.stats": 2, "features.spectral": 2, "features.pitch": 2,
+    "features": 2, "features.config": 2, "features.stats": 2, "features.dsp": 2, "features.spectral": 2, "features.pitch": 2,
     "features.cache": 2, "features.extractor": 2, "features.transformer": 2, "features.augmented": 2,
     "features.descriptions": 2, "features.files": 2, "features.conditioning": 2, "features.preload": 2, "augmentation": 2, "defects": 2, "normalization": 2, "calibration": 2, "reference": 2,
     "corpus": 3, "model_file": 3, "plots": 3, "training_table": 3,

@@ -24,6 +24,7 @@ import functools
 import numpy as np
 
 from ..audio import FRAME_LENGTH, HOP_LENGTH, MIN_DURATION_SECONDS
+from . import dsp
 from .config import FeatureConfig
 
 __all__ = [
@@ -218,9 +219,7 @@ def speech_band(signal: np.ndarray, config: FeatureConfig) -> np.ndarray:
 def frame_levels_db(signal: np.ndarray) -> np.ndarray:
     """Level (dB re full scale, of the RMS) of the centred frames ``librosa.feature.rms(y=signal,
     frame_length=FRAME_LENGTH, hop_length=HOP_LENGTH)`` takes: shape ``(1 + n // HOP_LENGTH,)``."""
-    import librosa
-
-    rms = librosa.feature.rms(y=signal, frame_length=FRAME_LENGTH, hop_length=HOP_LENGTH)[0]
+    rms = dsp.rms_from_signal(signal, FRAME_LENGTH, HOP_LENGTH)[0]
     return 10.0 * np.log10(np.maximum(rms.astype(np.float64) ** 2, _POWER_FLOOR))
 
 

@@ -4,8 +4,6 @@
 from __future__ import annotations
 
 import functools
-import logging
-import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -36,11 +34,6 @@ if TYPE_CHECKING:
     import pandas as pd
 
 __all__ = ["ClipFrames", "extract_features", "extract_file", "extract_frames", "extract_vector", "feature_names", "warm_up"]
-
-_log = logging.getLogger(__name__)
-#: A warm-up slower than this (seconds, imports done) is compiling librosa's numba kernels: a
-#: first run, or a cache numba cannot keep (cached, the extraction of the tone takes ~0.1 s).
-COMPILING_AFTER_SECONDS = 4.0
 
 
 def _layout(config: FeatureConfig) -> list[tuple[str, int | None, tuple[str, ...]]]:
@@ -79,8 +72,8 @@ def _names(config: FeatureConfig) -> tuple[str, ...]:
 
 @functools.cache
 def _blas_threads() -> Any:
-    """Controller of the BLAS thread pools of numpy and scipy (loaded with librosa)."""
-    import librosa  # noqa: F401
+    """Controller of the BLAS thread pools of numpy and scipy (scipy's loads with scipy.linalg)."""
+    import scipy.linalg  # noqa: F401
     from threadpoolctl import ThreadpoolController
 
     return ThreadpoolController()
@@ -189,27 +182,12 @@ def extract_features(
 
 
 def warm_up(config: FeatureConfig) -> None:
-    """Extract the features of half a second of a synthetic tone, discarding them: the imports,
-    compiled code and filter banks that the first file would otherwise wait for.
-
-    librosa compiles its numba kernels once into numba's cache (``__pycache__`` beside
-    librosa, or ``NUMBA_CACHE_DIR``); a run that finds the cache empty spends ~15 s on it, and
-    says so in a one-line warning once :data:`COMPILING_AFTER_SECONDS` have passed.
-    """
-    import librosa.feature  # noqa: F401  (what the extractor uses, imported before the clock starts)
-    import librosa.filters  # noqa: F401
-
+    """Extract the features of half a second of a synthetic tone, discarding them: the imports
+    (SciPy's FFT and signal modules), the BLAS thread controller and the filter banks that the
+    first file would otherwise wait for."""
     _blas_threads()
     seconds = np.arange(config.sample_rate // 2) / config.sample_rate
-    tone = (0.1 * np.sin(2 * np.pi * 220.0 * seconds)).astype(np.float32)
-    message = "first run: compiling librosa's numba kernels into numba's cache (once; about 15 s)"
-    notice = threading.Timer(COMPILING_AFTER_SECONDS, _log.warning, [message])
-    notice.start()
-    try:
-        extract_vector(tone, config)
-    finally:
-        notice.cancel()
-        notice.join()
+    extract_vector((0.1 * np.sin(2 * np.pi * 220.0 * seconds)).astype(np.float32), config)
 
 
 def extract_file(

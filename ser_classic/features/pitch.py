@@ -1,10 +1,11 @@
-"""Fundamental frequency from ``librosa.yin`` (20-100x faster than ``pyin``), and voicing from
+"""Fundamental frequency from YIN (librosa's, ported: 20-100x faster than ``pyin``), and voicing from
 each frame's periodicity, measured on the clip's one spectrogram."""
 
 from __future__ import annotations
 
 import numpy as np
 
+from . import dsp
 from .config import FeatureConfig
 
 __all__ = ["PITCH_NAMES", "f0_track", "periodicity_track", "harmonicity_db", "voiced_frames", "pitch_summary"]
@@ -29,16 +30,7 @@ SEMITONE_REFERENCE_HZ = 100.0
 
 def f0_track(signal: np.ndarray, config: FeatureConfig) -> np.ndarray:
     """YIN F0 estimate (Hz) per frame, frames aligned with the STFT's: shape ``(n_frames,)``."""
-    import librosa
-
-    return librosa.yin(
-        signal,
-        fmin=config.f0_min_hz,
-        fmax=config.f0_max_hz,
-        sr=config.sample_rate,
-        frame_length=config.n_fft,
-        hop_length=config.hop_length,
-    )
+    return dsp.yin(signal, config.f0_min_hz, config.f0_max_hz, config.sample_rate, config.n_fft, config.hop_length)
 
 
 def periodicity_track(power: np.ndarray, config: FeatureConfig) -> np.ndarray:

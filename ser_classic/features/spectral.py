@@ -1,7 +1,8 @@
 """Frame-wise spectral tracks, all computed from one magnitude STFT.
 
-Each function takes the precomputed spectrogram, as librosa's own feature functions allow
-(``S=...``), so one STFT per clip feeds every group.
+Each function takes the precomputed spectrogram (the :mod:`~ser_classic.features.dsp`
+ports of librosa's feature functions take it, as librosa's own allow ``S=...``), so one STFT
+per clip feeds every group.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import functools
 
 import numpy as np
 
+from . import dsp
 from .conditioning import reference_level
 from .config import FeatureConfig
 
@@ -30,7 +32,7 @@ SCALAR_TRACKS = ("zcr", "rms_db", "centroid", "bandwidth", "rolloff", "flatness"
 #: file's least step is 1e-7), so no level is absolute; it only keeps logarithms finite. Its
 #: square must stay a normal float32, as librosa squares it for amplitudes.
 LOG_FLOOR = 1e-18
-#: Rows of ``librosa.feature.spectral_contrast`` with its default six bands.
+#: Rows of :func:`~ser_classic.features.dsp.spectral_contrast` with its default six bands.
 N_CONTRAST_BANDS = 7
 #: Tracks of :func:`balance_tracks`, in vector order.
 BALANCE_TRACKS = ("alpha_ratio", "hammarberg", "spectral_slope_0_500", "spectral_slope_500_1500")
@@ -48,9 +50,7 @@ def magnitude_spectrogram(signal: np.ndarray, config: FeatureConfig) -> np.ndarr
     whether the recording's quiet bins hold dither, codec noise or room noise. The bins below
     the band hold only what the high-pass left of hum and rumble: they are set to the floor.
     """
-    import librosa
-
-    magnitude = np.abs(librosa.stft(signal, n_fft=config.n_fft, hop_length=config.hop_length))
+    magnitude = np.abs(dsp.stft(signal, config.n_fft, config.hop_length))
     magnitude[np.fft.rfftfreq(config.n_fft, 1.0 / config.sample_rate) < config.band_low_hz] = 0.0
     strong = reference_level(magnitude.max(axis=0), config)
     return np.maximum(magnitude, strong * 10.0 ** (-config.spectral_floor_db / 20.0))
@@ -62,26 +62,21 @@ def frame_tracks(signal: np.ndarray, magnitude: np.ndarray, config: FeatureConfi
     (:func:`~ser_classic.features.conditioning.reference_level` of its frames' RMS): loudness
     is perceived on a log scale, and a recording's absolute level says more about its
     microphone gain than about its speaker."""
-    import librosa
-    import librosa.feature as lf
-
     sr = config.sample_rate
-    rms = lf.rms(S=magnitude, frame_length=config.n_fft)[0]
+    rms = dsp.rms_from_magnitude(magnitude, config.n_fft)[0]
     return {
-        "zcr": lf.zero_crossing_rate(signal, frame_length=config.n_fft, hop_length=config.hop_length)[0],
-        "rms_db": librosa.amplitude_to_db(rms, ref=reference_level(rms, config), amin=LOG_FLOOR, top_db=None),
-        "centroid": lf.spectral_centroid(S=magnitude, sr=sr)[0],
-        "bandwidth": lf.spectral_bandwidth(S=magnitude, sr=sr)[0],
-        "rolloff": lf.spectral_rolloff(S=magnitude, sr=sr)[0],
-        "flatness": lf.spectral_flatness(S=magnitude, amin=LOG_FLOOR)[0],
+        "zcr": dsp.zero_crossing_rate(signal, config.n_fft, config.hop_length)[0],
+        "rms_db": dsp.amplitude_to_db(rms, ref=reference_level(rms, config), amin=LOG_FLOOR),
+        "centroid": dsp.spectral_centroid(magnitude, sr)[0],
+        "bandwidth": dsp.spectral_bandwidth(magnitude, sr)[0],
+        "rolloff": dsp.spectral_rolloff(magnitude, sr)[0],
+        "flatness": dsp.spectral_flatness(magnitude, amin=LOG_FLOOR)[0],
     }
 
 
 def contrast_track(magnitude: np.ndarray, config: FeatureConfig) -> np.ndarray:
     """Spectral contrast in seven octave bands from 200 Hz: shape ``(7, n_frames)``."""
-    import librosa.feature as lf
-
-    return lf.spectral_contrast(S=magnitude, sr=config.sample_rate)
+    return dsp.spectral_contrast(magnitude, config.sample_rate)
 
 
 def cepstral_tracks(power: np.ndarray, config: FeatureConfig) -> dict[str, np.ndarray]:
@@ -95,19 +90,16 @@ def cepstral_tracks(power: np.ndarray, config: FeatureConfig) -> dict[str, np.nd
     as ``librosa.onset.onset_strength(S=log_mel, center=False)[1:]`` computes it: how abruptly
     the sound changes, which is high in tense, agitated speech.
     """
-    import librosa
-    import librosa.feature as lf
-
-    # lf.melspectrogram(S=power, sr=..., n_mels=...), with its filter bank built once
+    # librosa.feature.melspectrogram(S=power, sr=..., n_mels=...), with its filter bank built once
     mel = np.einsum("...ft,mf->...mt", power, _mel_basis(config.sample_rate, config.n_fft, config.n_mels), optimize=True)
     strong = reference_level(mel.max(axis=0), config)
-    log_mel = librosa.power_to_db(mel, ref=strong, amin=LOG_FLOOR, top_db=None)  # floored by the spectrogram
-    mfcc = lf.mfcc(S=log_mel, n_mfcc=config.n_mfcc)
+    log_mel = dsp.power_to_db(mel, ref=strong, amin=LOG_FLOOR)  # floored by the spectrogram
+    mfcc = dsp.mfcc(log_mel, config.n_mfcc)
     width = _delta_width(mfcc.shape[1])
     return {
         "mfcc": mfcc,
-        "mfcc_delta": lf.delta(mfcc, width=width),
-        "mfcc_delta2": lf.delta(mfcc, width=width, order=2),
+        "mfcc_delta": dsp.delta(mfcc, width),
+        "mfcc_delta2": dsp.delta(mfcc, width, order=2),
         "spectral_flux": np.maximum(0.0, np.diff(log_mel, axis=1)).mean(axis=0),
         "log_mel": log_mel,
     }
@@ -148,38 +140,31 @@ def tonal_tracks(power: np.ndarray, config: FeatureConfig) -> dict[str, np.ndarr
     Tuning is fixed at A440 (``tuning=0``): estimating it per clip costs time and means
     nothing for speech.
     """
-    import librosa
-    import librosa.feature as lf
-
-    # lf.chroma_stft(S=power, sr=..., tuning=0.0), with its filter bank built once
+    # librosa.feature.chroma_stft(S=power, sr=..., tuning=0.0), with its filter bank built once
     raw_chroma = np.einsum("cf,...ft->...ct", _chroma_basis(config.sample_rate, config.n_fft), power, optimize=True)
-    chroma = librosa.util.normalize(raw_chroma, norm=np.inf, axis=-2)
-    return {"chroma": chroma, "tonnetz": lf.tonnetz(chroma=chroma, sr=config.sample_rate)}
+    chroma = dsp.normalize(raw_chroma, norm=np.inf, axis=-2)
+    return {"chroma": chroma, "tonnetz": dsp.tonnetz(chroma)}
 
 
 @functools.lru_cache(maxsize=8)
 def _mel_basis(sample_rate: int, n_fft: int, n_mels: int) -> np.ndarray:
-    """``librosa.filters.mel`` (Slaney), read-only: building it costs about 1 ms, so once per
+    """:func:`~ser_classic.features.dsp.mel_filters`, read-only: building it costs about 1 ms, so once per
     process instead of once per clip. Shape ``(n_mels, 1 + n_fft // 2)``."""
-    import librosa
-
-    basis = librosa.filters.mel(sr=sample_rate, n_fft=n_fft, n_mels=n_mels)
+    basis = dsp.mel_filters(sample_rate, n_fft, n_mels)
     basis.flags.writeable = False
     return basis
 
 
 @functools.lru_cache(maxsize=8)
 def _chroma_basis(sample_rate: int, n_fft: int) -> np.ndarray:
-    """``librosa.filters.chroma`` at A440 (``tuning=0``), read-only, built once per process.
+    """:func:`~ser_classic.features.dsp.chroma_filters` (A440), read-only, built once per process.
     Shape ``(12, 1 + n_fft // 2)``."""
-    import librosa
-
-    basis = librosa.filters.chroma(sr=sample_rate, n_fft=n_fft, tuning=0.0)
+    basis = dsp.chroma_filters(sample_rate, n_fft)
     basis.flags.writeable = False
     return basis
 
 
 def _delta_width(n_frames: int) -> int:
-    """librosa's default width 9, narrowed (odd, >= 3) for clips with fewer frames."""
+    """librosa's default delta width 9, narrowed (odd, >= 3) for clips with fewer frames."""
     largest_odd = n_frames if n_frames % 2 else n_frames - 1
     return max(3, min(9, largest_odd))
