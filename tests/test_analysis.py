@@ -34,8 +34,8 @@ def three_clips(actor_01: Path, tmp_path_factory: pytest.TempPathFactory) -> Pat
 @pytest.fixture()
 def calls(monkeypatch: pytest.MonkeyPatch) -> Counter:
     """Counts of the file openings (every decode and header read goes through ``audio._open``),
-    of ``audio.load`` and ``audio.read_blocks``, and of librosa's STFT and YIN, from here on."""
-    import librosa
+    of ``audio.load`` and ``audio.read_blocks``, and of the extractor's STFT and YIN, from here on."""
+    from ser_classic.features import dsp
 
     counts: Counter = Counter()
 
@@ -51,7 +51,7 @@ def calls(monkeypatch: pytest.MonkeyPatch) -> Counter:
     for name in ("_open", "load", "read_blocks"):
         counted(audio, name)
     for name in ("stft", "yin"):
-        counted(librosa, name)
+        counted(dsp, name)
     return counts
 
 

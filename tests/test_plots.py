@@ -58,6 +58,35 @@ def test_each_figure_draws_to_png(padded_tone: tuple[np.ndarray, int]) -> None:
         assert buffer.getvalue().startswith(b"\x89PNG")
 
 
+def test_the_mel_spectrogram_is_drawn_on_the_bands_centre_frequencies_without_librosa(angry_clip: Path) -> None:
+    """The mesh's rows are the mel bands' centres (as librosa.display draws them), the axis is
+    in Hz, and drawing the demo's pictures of a clip imports neither librosa nor numba."""
+    import subprocess
+    import sys
+
+    import librosa
+
+    config = FeatureConfig()
+    tracks = signal_tracks(audio.load(angry_clip, sample_rate=config.sample_rate), config)
+    axes = mel_spectrogram_figure(tracks).axes[0]
+    mesh = axes.collections[0]
+    np.testing.assert_array_equal(mesh.get_array().reshape(tracks.mel_db.shape), tracks.mel_db)
+    rows = np.unique(mesh.get_coordinates()[:, 0, 1])
+    centres = librosa.mel_frequencies(config.n_mels, fmin=0.0, fmax=config.sample_rate / 2)
+    assert np.all((rows[1:-1] > centres[:-1]) & (rows[1:-1] < centres[1:]))  # cell edges between the centres
+    assert axes.get_yscale() == "symlog" and axes.get_ylabel() == "Hz"
+    code = (
+        "import sys; from ser_classic import audio; from ser_classic.features import FeatureConfig; "
+        "from ser_classic.plots import signal_tracks, waveform_figure, mel_spectrogram_figure, f0_figure; "
+        f"t = signal_tracks(audio.load({str(angry_clip)!r}, sample_rate=FeatureConfig().sample_rate), FeatureConfig()); "
+        "[draw(t).savefig(__import__('io').BytesIO(), format='png') for draw in (waveform_figure, mel_spectrogram_figure, f0_figure)]; "
+        "print('librosa' in sys.modules, 'numba' in sys.modules)"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.split() == ["False", "False"]
+
+
 def test_waveform_of_a_long_signal_is_drawn_as_a_bounded_envelope() -> None:
     config = FeatureConfig(n_fft=512, hop_length=4096)  # few frames: the envelope is what is tested
     signal = 0.1 * np.random.default_rng(2).standard_normal(600 * config.sample_rate).astype(np.float32)

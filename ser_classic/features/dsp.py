@@ -19,6 +19,7 @@ __all__ = [
     "delta",
     "frame",
     "mel_filters",
+    "mel_frequencies",
     "mfcc",
     "normalize",
     "power_to_db",
@@ -225,11 +226,17 @@ def _mel_to_hz(mels: np.ndarray) -> np.ndarray:
     return frequencies
 
 
+def mel_frequencies(n_mels: int, fmax: float) -> np.ndarray:
+    """``n_mels`` frequencies (Hz) evenly spaced on Slaney's mel scale from 0 Hz to ``fmax``
+    (``librosa.mel_frequencies``)."""
+    return _mel_to_hz(np.linspace(_hz_to_mel(0.0), _hz_to_mel(fmax), n_mels))
+
+
 def mel_filters(sample_rate: float, n_fft: int, n_mels: int) -> np.ndarray:
     """Triangular mel filter bank from 0 Hz to Nyquist, Slaney's scale and area normalization,
     float32: ``(n_mels, 1 + n_fft // 2)`` (``librosa.filters.mel``)."""
     weights = np.zeros((n_mels, 1 + n_fft // 2), dtype=np.float32)
-    mel_f = _mel_to_hz(np.linspace(_hz_to_mel(0.0), _hz_to_mel(float(sample_rate) / 2), n_mels + 2))
+    mel_f = mel_frequencies(n_mels + 2, float(sample_rate) / 2)
     fdiff = np.diff(mel_f)
     ramps = np.subtract.outer(mel_f, np.fft.rfftfreq(n=n_fft, d=1.0 / sample_rate))
     for i in range(n_mels):
