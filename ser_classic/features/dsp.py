@@ -4,7 +4,7 @@ Each function computes what the librosa 0.11 function it is named after computes
 for operation (``tests/test_dsp.py`` compares them on real clips). librosa's own versions load
 numba and LLVM: about 140 MB resident and 0.8 s of CPU in every process that extracts features (a live
 listener, each pool worker) and, on a first run, ~15 s compiling kernels. librosa remains a
-dependency for what runs rarely (speed copies for training, spectrogram pictures).
+dependency for what runs rarely: the speed copies of training data.
 """
 
 from __future__ import annotations
