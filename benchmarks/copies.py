@@ -1,6 +1,6 @@
 """Which training copies? Held-out accuracy, answers on utterance prefixes, and robustness.
 
-    python benchmarks/copies.py ../shared/data/ravdess --crema-d ../shared/data/crema-d   # ~15 min on 2 cores
+    python benchmarks/copies.py ../shared/data/ravdess --crema-d ../shared/data/crema-d   # ~25 min on 2 cores, copies cached
 
 An experiment for the next rebuild of the bundled models (docs/development.md), not a page of
 the docs. Prints one JSON line per result.
