@@ -232,7 +232,7 @@ def _after_warm_up() -> None:
 
 def _warm_up(models_dir: Path) -> None:
     """While the server waits for its first visitor: the first model loaded and the extractor
-    warmed up (its compiled kernels, filters and caches), so that the first upload, and a live
+    warmed up (its imports, filter banks and caches), so that the first upload, and a live
     stream's first seconds, take as long as the later ones."""
     from .features.extractor import warm_up
 
