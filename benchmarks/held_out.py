@@ -4,8 +4,8 @@
 
 The speech clips are linked into ``train/Actor_01..18/`` and ``test/Actor_19..24/`` of a
 temporary folder (symbolic links to the files). For svm and the ensemble, each without and with
-``--speaker-norm``, and the ensemble trained with ``--augment speed-noise`` (the bundled models'
-configuration) and ``--augment speed``, the installed ``ser`` command then
+``--speaker-norm``, and the ensemble trained with ``--augment speed-prefix`` (the bundled models'
+configuration), ``--augment speed-noise`` (theirs before) and ``--augment speed``, the installed ``ser`` command then
 runs in child processes as a user runs it: ``ser train`` (``--cv-folds 0``) and ``ser predict``
 (``--format csv``), both with the feature cache, which is keyed by file content, so reruns are
 fast. Accuracy, weighted F1 and the lowest per-class recall are computed against the emotion
@@ -39,8 +39,8 @@ TEST_ACTORS = range(19, 25)
 #: (classifier, per-speaker normalization, ``--augment``), in table order; the first ensemble
 #: row is the configuration of the bundled models (what ``ser train`` builds with no option).
 CONFIGURATIONS = (
-    ("svm", False, "none"), ("svm", True, "none"), ("ensemble", False, "speed-noise"), ("ensemble", False, "none"),
-    ("ensemble", True, "none"), ("ensemble", False, "speed"),
+    ("svm", False, "none"), ("svm", True, "none"), ("ensemble", False, "speed-prefix"), ("ensemble", False, "speed-noise"),
+    ("ensemble", False, "none"), ("ensemble", True, "none"), ("ensemble", False, "speed"),
 )
 #: The ``ser`` command installed beside the interpreter running this script.
 SER = Path(sys.executable).parent / "ser"
@@ -131,7 +131,7 @@ def markdown(scores: Sequence[HeldOutScore], *, n_train: int, n_test: int, comma
             "each configuration, it runs the `ser` command (with the feature cache, `--cache-dir`):",
             "",
             "```bash",
-            "ser train train/ --out m.joblib --classifier {svm,ensemble} --augment {none,speed-noise,speed} [--speaker-norm] --cv-folds 0",
+            "ser train train/ --out m.joblib --classifier {svm,ensemble} --augment {none,speed-prefix,speed-noise,speed} [--speaker-norm] --cv-folds 0",
             "ser predict test/ --model m.joblib --format csv --output predictions.csv",
             "```",
             "",
@@ -141,7 +141,7 @@ def markdown(scores: Sequence[HeldOutScore], *, n_train: int, n_test: int, comma
             "",
             table(scores),
             "",
-            "The ensemble with `speed-noise` is what `ser train` builds with no option (the bundled models'",
+            "The ensemble with `speed-prefix` is what `ser train` builds with no option (the bundled models'",
             f"configuration). These {len(TEST_ACTORS)} actors are a single split, so these numbers are noisier than the",
             "6-fold cross-validation by actor.",
         ]

@@ -19,6 +19,9 @@ Transforms
 - :func:`stretch_time`: phase vocoder, as ``librosa.effects.time_stretch``; tempo only.
 - :func:`mask_band`: zeroes one frequency band in the STFT domain and resynthesizes the signal,
   a waveform version of SpecAugment's frequency masking.
+- :func:`speech_prefix`: the first seconds of a clip's speech, as a live analyser hears an
+  utterance that has just begun; such a copy is described as a window inside speech
+  (:meth:`Recipe.within_speech`).
 """
 
 from __future__ import annotations
@@ -49,6 +52,7 @@ __all__ = [
     "mask_band",
     "pink_noise",
     "shift_pitch",
+    "speech_prefix",
     "stretch_time",
 ]
 
@@ -318,6 +322,34 @@ def mask_band(
     return restored.astype(signal.dtype)
 
 
+def speech_prefix(signal: np.ndarray, seconds: float, *, sample_rate: int = ANALYSIS_SAMPLE_RATE) -> np.ndarray:
+    """The first ``seconds`` of the clip's speech (all of it when shorter): the signal cut at the
+    start of its speech (:func:`~ser_classic.features.conditioning.speech_bounds` in the speech
+    band), as ``ser listen`` hears an utterance ``seconds`` after it began.
+
+    Parameters
+    ----------
+    signal : np.ndarray [shape=(n,), float]
+    seconds : float
+        Length of the prefix, > 0.
+    sample_rate : int
+        Rate of ``signal`` (Hz).
+
+    Returns
+    -------
+    np.ndarray [shape=(at most seconds * sample_rate,)], same dtype as ``signal``
+    """
+    from .features.conditioning import speech_band, speech_bounds
+    from .features.config import FeatureConfig
+
+    signal = _as_signal(signal)
+    if seconds <= 0:
+        raise AugmentationError(f"a speech prefix must be longer than 0 s, got {seconds}")
+    config = FeatureConfig(sample_rate=sample_rate)
+    start, end = speech_bounds(speech_band(signal, config), config)
+    return signal[start : min(end, start + round(seconds * sample_rate))].copy()
+
+
 def _mel_band(rng: np.random.Generator, sample_rate: int, max_width: float) -> tuple[float, float]:
     """A band drawn uniformly on the mel scale, of width up to ``max_width`` of the mel axis
     (as SpecAugment draws its frequency masks on mel bins)."""
@@ -340,17 +372,21 @@ class Step:
 
     Attributes
     ----------
-    kind : {"noise", "gain", "speed", "pitch", "stretch", "mask"}
+    kind : {"noise", "gain", "speed", "pitch", "stretch", "mask", "prefix"}
     cycle : tuple of float
         Copy ``k`` of a clip uses ``cycle[k % len(cycle)]`` (speed 0.9 then 1.1, ...): every
         clip's copy ``k`` then shares one condition, a "virtual speaker" for per-speaker
-        normalization. Empty when the parameter is drawn at random instead.
+        normalization. Empty when the parameter is drawn at random instead. With ``copies``,
+        ``k`` counts only those copies. For ``prefix``, the prefix's length in seconds.
     low, high : float
         Range of a uniformly drawn parameter (SNR in dB, gain in dB, |semitones|, mask width as
         a fraction of the mel axis), when ``cycle`` is empty. For ``pitch`` with a cycle, the
         cycle gives the sign and the magnitude is drawn from ``[low, high]``.
     probability : float
         Chance that the step is applied to a copy at all.
+    copies : tuple of int
+        The copies (0-based) the step applies to; every copy when empty. A recipe can so make
+        different kinds of copy of one clip (clean speed copies beside a noisy one).
     """
 
     kind: str
@@ -358,6 +394,11 @@ class Step:
     low: float = 0.0
     high: float = 0.0
     probability: float = 1.0
+    copies: tuple[int, ...] = ()
+
+    def applies_to(self, copy_index: int) -> bool:
+        """Whether copy ``copy_index`` of a clip goes through this step (before ``probability``)."""
+        return not self.copies or copy_index in self.copies
 
 
 @dataclass(frozen=True)
@@ -371,7 +412,13 @@ class Recipe:
 
     def to_dict(self) -> dict[str, Any]:
         """Plain description, as stored in cache keys and reports."""
-        return {"name": self.name, "n_copies": self.n_copies, "steps": [vars(step) for step in self.steps]}
+        steps = [{key: value for key, value in vars(step).items() if key != "copies" or value} for step in self.steps]
+        return {"name": self.name, "n_copies": self.n_copies, "steps": steps}
+
+    def within_speech(self, copy_index: int) -> bool:
+        """Whether copy ``copy_index`` is a piece of speech (a :func:`speech_prefix`), to be
+        described as a window inside speech is (``extract_vector(..., within_speech=True)``)."""
+        return any(step.kind == "prefix" and step.applies_to(copy_index) for step in self.steps)
 
     def digest(self) -> str:
         """Short hash of :meth:`to_dict` (and of :data:`RECIPES_VERSION`)."""
@@ -384,7 +431,9 @@ RECIPES_VERSION = "2"
 
 #: The standard settings, fixed before any result was seen: SNR 15-30 dB, gain within 6 dB,
 #: Kaldi's speed factors 0.9 and 1.1, pitch 1-2 semitones down then up, tempo 0.9 and 1.1,
-#: two SpecAugment-style frequency masks each up to 10 % of the mel axis.
+#: two SpecAugment-style frequency masks each up to 10 % of the mel axis. ``speed-noise`` and
+#: ``speed-prefix`` (the default of ``ser train``) combine them as measurements chose
+#: (docs/robustness.md, docs/development.md "Which training copies").
 RECIPES: dict[str, Recipe] = {
     recipe.name: recipe
     for recipe in (
@@ -401,6 +450,17 @@ RECIPES: dict[str, Recipe] = {
             "three copies with white or pink noise at an SNR of 5-30 dB, the second and third first "
             "at speed x0.9 and x1.1",
             n_copies=3,
+        ),
+        Recipe(
+            "speed-prefix",
+            (
+                Step("speed", cycle=(0.9, 1.1), copies=(0, 1)),
+                Step("noise", low=5.0, high=30.0, copies=(2,)),
+                Step("prefix", cycle=(0.75, 1.5), copies=(3, 4)),
+            ),
+            "five copies: at speed x0.9 and x1.1; one with white or pink noise at an SNR of 5-30 dB; "
+            "the first 0.75 s and 1.5 s of the clip's speech, as a live window hears an utterance begin",
+            n_copies=5,
         ),
         Recipe(
             "mix",
@@ -420,7 +480,8 @@ RECIPES: dict[str, Recipe] = {
 def _apply_step(
     signal: np.ndarray, step: Step, copy_index: int, rng: np.random.Generator, sample_rate: int
 ) -> np.ndarray:
-    cycled = step.cycle[copy_index % len(step.cycle)] if step.cycle else None
+    position = step.copies.index(copy_index) if step.copies else copy_index
+    cycled = step.cycle[position % len(step.cycle)] if step.cycle else None
     if step.kind == "noise":
         color = "pink" if rng.random() < 0.5 else "white"
         return add_noise(signal, rng.uniform(step.low, step.high), rng=rng, color=color)
@@ -439,10 +500,14 @@ def _apply_step(
         if high_hz <= low_hz:  # a zero-width draw masks nothing
             return signal
         return mask_band(signal, low_hz, high_hz, sample_rate=sample_rate)
+    if step.kind == "prefix":
+        if cycled is None:
+            raise AugmentationError("a prefix step needs its lengths in seconds as its cycle")
+        return speech_prefix(signal, cycled, sample_rate=sample_rate)
     raise AugmentationError(f"unknown augmentation step {step.kind!r}")
 
 
-_STEP_KINDS: tuple[str, ...] = ("noise", "gain", "speed", "pitch", "stretch", "mask")
+_STEP_KINDS: tuple[str, ...] = ("noise", "gain", "speed", "pitch", "stretch", "mask", "prefix")
 
 
 def augment(
@@ -496,7 +561,7 @@ def augment(
     for copy_index in range(n_copies):
         copy = signal
         for step in recipe.steps:
-            if step.probability < 1.0 and rng.random() >= step.probability:
+            if not step.applies_to(copy_index) or (step.probability < 1.0 and rng.random() >= step.probability):
                 continue
             copy = _apply_step(copy, step, copy_index, rng, sample_rate)
         copies.append(copy if copy is not signal else signal.copy())

@@ -128,8 +128,10 @@ AugmentOption = Annotated[
     typer.Option(
         "--augment",
         help="Add augmented copies of every training clip (training folds only, never test folds): none, or a "
-        "recipe: speed-noise (3 noisy copies, two of them also at speed x0.9 and x1.1: the bundled models'), speed "
-        "(x0.9 and x1.1), pitch, stretch, gain, noise (2 noisy copies), mask, mix.",
+        "recipe: speed-prefix (the bundled models': copies at speed x0.9 and x1.1, one with noise at 5-30 dB SNR, "
+        "and the first 0.75 s and 1.5 s of the speech, as `ser listen` hears an utterance begin), speed-noise (3 noisy "
+        "copies, two of them also at speed x0.9 and x1.1), speed (x0.9 and x1.1), pitch, stretch, gain, "
+        "noise (2 noisy copies), mask, mix.",
     ),
 ]
 
@@ -274,13 +276,13 @@ def train(
     cache_dir: CacheOption = DEFAULT_CACHE,
     speaker_norm: SpeakerNormOption = False,
     batch_norm: BatchNormOption = False,
-    augment: AugmentOption = "speed-noise",
+    augment: AugmentOption = "speed-prefix",
     verbose: VerboseOption = False,
 ) -> None:
     """Train a model on a labelled corpus and write it with its model card.
 
     With no option this builds the bundled models' configuration (the soft-voting ensemble,
-    trained on the clips and 3 noisy copies of each: --augment speed-noise). The card records
+    trained on the clips and 5 copies of each: --augment speed-prefix). The card records
     the training data and the cross-validated scores of the
     same configuration: speaker-independent (folds grouped by speaker, fitted --jobs at a time,
     a progress bar estimating the time left) and, with --random-split, random stratified

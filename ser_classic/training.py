@@ -35,11 +35,12 @@ logger = logging.getLogger(__name__)
 
 #: Folds of the random stratified split recorded on a card (speaker-dependent, for comparison only).
 RANDOM_SPLIT_FOLDS = 5
-#: The augmentation of the bundled models and of ``ser train`` without ``--augment``: three
-#: noisy copies of every training clip, two of them also played faster or slower
-#: (:data:`ser_classic.augmentation.RECIPES`); it keeps the label of a clip recorded in a
-#: noisy room (docs/robustness.md).
-BUNDLED_AUGMENTATION = "speed-noise"
+#: The augmentation of the bundled models and of ``ser train`` without ``--augment``: five
+#: copies of every training clip, two played faster and slower, one noisy and the first 0.75 s
+#: and 1.5 s of its speech (:data:`ser_classic.augmentation.RECIPES`); it keeps the label of a
+#: clip recorded in a noisy room (docs/robustness.md) and of an utterance ``ser listen`` has
+#: heard only the start of (docs/development.md "Which training copies").
+BUNDLED_AUGMENTATION = "speed-prefix"
 
 
 @dataclass(frozen=True)

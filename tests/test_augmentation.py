@@ -15,6 +15,7 @@ from ser_classic.augmentation import (
     change_speed,
     mask_band,
     shift_pitch,
+    speech_prefix,
     stretch_time,
 )
 from ser_classic.errors import SERError
@@ -115,6 +116,38 @@ def test_every_recipe_gives_finite_copies_and_the_same_copies_for_the_same_seed(
         assert np.array_equal(copy, repeat)
         assert not np.array_equal(copy, signal)
     assert np.array_equal(signal, tone[0])  # the input is never modified
+
+
+def _utterance(tone: tuple[np.ndarray, int], lead_seconds: float) -> np.ndarray:
+    """The tone after ``lead_seconds`` of faint noise, then 0.5 s of it again."""
+    signal, sample_rate = tone
+    quiet = 1e-4 * np.random.default_rng(3).standard_normal(round(lead_seconds * sample_rate)).astype(np.float32)
+    return np.concatenate([quiet, signal, quiet[: sample_rate // 2]])
+
+
+@pytest.mark.parametrize("lead_seconds", [0.0, 0.4, 1.0])
+def test_a_speech_prefix_starts_where_the_speech_does_and_lasts_the_requested_time(tone, lead_seconds) -> None:
+    signal, sample_rate = tone
+    utterance = _utterance(tone, lead_seconds)
+    for seconds in (0.75, 1.5):
+        prefix = speech_prefix(utterance, seconds, sample_rate=sample_rate)
+        start = round(lead_seconds * sample_rate)
+        offset = next(k for k in range(start - 2048, utterance.size) if np.array_equal(utterance[k : k + prefix.size], prefix))
+        assert abs(offset - start) <= 512  # within a hop of the tone's onset
+        assert prefix.size == round(seconds * sample_rate)
+    assert speech_prefix(utterance, 5.0, sample_rate=sample_rate).size <= signal.size + 2048  # never past the speech (frames are 2048 samples)
+
+
+def test_the_live_recipe_makes_speed_noisy_and_prefix_copies_and_marks_only_prefixes_as_speech(tone) -> None:
+    sample_rate = tone[1]
+    utterance = _utterance(tone, 0.5)
+    recipe = RECIPES["speed-prefix"]
+    slower, faster, noisy, short, longer = augment(utterance, recipe, n_copies=5, rng=np.random.default_rng(0), sample_rate=sample_rate)
+    assert slower.size > utterance.size > faster.size
+    assert noisy.size == utterance.size and 5 < _snr_db(utterance, noisy) < 30.5
+    assert (short.size, longer.size) == (round(0.75 * sample_rate), round(1.5 * sample_rate))
+    assert [recipe.within_speech(k) for k in range(5)] == [False, False, False, True, True]
+    assert np.array_equal(short, longer[: short.size])
 
 
 def test_different_seeds_give_different_noise(tone) -> None:

@@ -39,6 +39,22 @@ def test_speed_copies_are_named_aligned_deterministic_and_cached(two_clips: list
         assert_array_equal(fresh[k].loc[first[k].index].to_numpy(), first[k].to_numpy())
 
 
+def test_prefix_copies_are_described_as_windows_inside_speech(two_clips: list[Path]) -> None:
+    from ser_classic import audio
+    from ser_classic.augmentation import speech_prefix
+    from ser_classic.features.config import FeatureConfig
+    from ser_classic.features.extractor import extract_vector
+
+    config = FeatureConfig()
+    copies = augmented_features(two_clips[:1], "speed-prefix")
+    assert len(copies) == 5
+    signal = audio.load(two_clips[0], sample_rate=config.sample_rate)
+    for table, seconds in zip(copies[3:], (0.75, 1.5)):
+        expected = extract_vector(speech_prefix(signal, seconds, sample_rate=config.sample_rate), config, within_speech=True)
+        assert_array_equal(table.to_numpy()[0], expected)
+    assert not np.array_equal(copies[3].to_numpy(), copies[4].to_numpy())
+
+
 def test_a_file_that_cannot_be_augmented_gets_a_nan_row_and_the_rest_go_on(two_clips: list[Path], tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     broken = tmp_path / "broken.wav"
     broken.write_bytes(b"not audio at all")

@@ -192,7 +192,7 @@ def test_train_without_options_builds_the_bundled_configuration_scored_by_speake
     result = ser("train", tmp_path / "six-actors.csv", "--out", out, "--cv-folds", "3", "--jobs", "2", "--cache-dir", feature_cache_dir)
     assert result.exit_code == 0, result.stderr
     card = read_card(out)
-    assert card["classifier"] == "ensemble" and card["training"]["augmentation"] == "speed-noise, 3 copies per training clip"
+    assert card["classifier"] == "ensemble" and card["training"]["augmentation"] == "speed-prefix, 5 copies per training clip"
     assert set(card["evaluation"]) == {"speaker"} and card["evaluation"]["speaker"]["n_splits"] == 3
     assert "speaker folds" in result.stderr  # the folds' progress bar
 

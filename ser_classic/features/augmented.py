@@ -34,7 +34,7 @@ def _copies_of_path(
 ) -> np.ndarray | SERError:
     """Vectors of ``n_copies`` augmented copies of one file, ``(n_copies, n_features)``, or the
     error naming it; never raises, so a batch goes on."""
-    from ..augmentation import augment
+    from ..augmentation import RECIPES, augment
 
     try:
         try:
@@ -47,8 +47,11 @@ def _copies_of_path(
                 return cached
         signal = audio.load(path, sample_rate=config.sample_rate)
         rng = np.random.default_rng(int((digest or file_sha256(path))[:16], 16))
-        copies = augment(signal, recipe, n_copies=n_copies, rng=rng, sample_rate=config.sample_rate)
-        values = np.vstack([extract_vector(copy.astype(np.float32, copy=False), config) for copy in copies])
+        copies = augment(signal, RECIPES[recipe], n_copies=n_copies, rng=rng, sample_rate=config.sample_rate)
+        values = np.vstack([
+            extract_vector(copy.astype(np.float32, copy=False), config, within_speech=RECIPES[recipe].within_speech(k))
+            for k, copy in enumerate(copies)
+        ])
         if not np.all(np.isfinite(values)):
             raise AudioError(f"features of the {recipe!r} copies are not finite", path)
         if cache is not None:
